@@ -1,0 +1,144 @@
+"""Typed configuration of feature extraction.
+
+Two levels, because they play different roles:
+
+* :class:`FeatureSpec` -- everything that changes the feature *values* (clip length, frame
+  stride, pooling layout, resize rule, storage dtype). It is stored in every shard and every
+  checkpoint; appending to a store or scoring with a checkpoint under a different spec is refused.
+* :class:`ExtractConfig` -- the spec plus how the work is done (decoder, device, batch size,
+  sharding). Two runs that differ only here produce interchangeable features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memtsm.constants import CLIP_FRAMES, DEFAULT_SHARD_BYTES, XFEAT_SIDE_MULTIPLE
+
+#: Pooling layouts known to :mod:`memtsm.extract.layouts` (kept here so the config can validate
+#: without importing torch).
+LAYOUT_NAMES = ("max128", "mean128", "pyramid640")
+FEATURE_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the features are: identical specs give interchangeable features."""
+
+    clip_len: int = CLIP_FRAMES
+    """Frames per clip; one feature vector per clip (``--clip-len``)."""
+    frame_stride: int = 1
+    """Run XFeat on every k-th frame inside each clip (``--frame-stride``)."""
+    layout: str = "max128"
+    """Per-frame pooling of XFeat descriptors (``--layout``), see :mod:`memtsm.extract.layouts`."""
+    long_side: int = 320
+    """Frames are resized so the longer side is about this many pixels, then each side is rounded
+    to the nearest multiple of 32 (ties down): 320x240 -> 320x224, 360x240 -> 320x224,
+    3840x2160 -> 320x192 (``--long-side``)."""
+    dtype: str = "float16"
+    """Storage dtype of the ``features`` datasets."""
+
+    def __post_init__(self) -> None:
+        if self.clip_len < 1:
+            raise ValueError(f"--clip-len must be >= 1, got {self.clip_len}")
+        if not 1 <= self.frame_stride <= self.clip_len:
+            raise ValueError(
+                f"--frame-stride must be in [1, clip_len={self.clip_len}], got {self.frame_stride}"
+            )
+        if self.layout not in LAYOUT_NAMES:
+            raise ValueError(f"--layout must be one of {LAYOUT_NAMES}, got {self.layout!r}")
+        if self.long_side < XFEAT_SIDE_MULTIPLE:
+            raise ValueError(f"--long-side must be >= {XFEAT_SIDE_MULTIPLE}, got {self.long_side}")
+        if self.dtype not in FEATURE_DTYPES:
+            raise ValueError(f"dtype must be one of {FEATURE_DTYPES}, got {self.dtype!r}")
+
+    def network_size(self, width: int, height: int) -> tuple[int, int]:
+        """Return the ``(width, height)`` frames of a ``width x height`` video are resized to."""
+        if width < 1 or height < 1:
+            raise ValueError(f"invalid frame size {width}x{height}")
+        scale = self.long_side / max(width, height)
+
+        def round_side(side: int) -> int:
+            units = side * scale / XFEAT_SIDE_MULTIPLE
+            whole = math.floor(units)
+            # Nearest multiple of 32, ties rounded down, never below one multiple.
+            nearest = whole if units - whole <= 0.5 else whole + 1
+            return max(1, nearest) * XFEAT_SIDE_MULTIPLE
+
+        return round_side(width), round_side(height)
+
+    def sampled(self, frame_index: int) -> bool:
+        """Whether XFeat runs on this (0-based) frame."""
+        return (frame_index % self.clip_len) % self.frame_stride == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """A whole ``memtsm extract`` run."""
+
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+    decoder: str = "auto"
+    """``auto`` | ``pyav`` | ``dali`` | ``frames``."""
+    device: str = "auto"
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``."""
+    batch_size: int = 32
+    """Frames per XFeat forward pass (batched across clips)."""
+    frames_fps: float = 30.0
+    """Frame rate assumed for folders of images (``--fps``)."""
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    """A shard is closed once its features reach this size (``--shard-size``)."""
+    commit_seconds: float = 600.0
+    """A shard is also closed (made durable) after this long, so an interruption loses at most
+    this much work (``--commit-every``)."""
+    xfeat_weights: str | None = None
+    """Explicit weights file (``--xfeat-weights``); else the resolution order in
+    :mod:`memtsm.extract.weights`."""
+    labels_csv: str | None = None
+    """``video,label[,class]`` file overriding the path-based label rule (``--labels``)."""
+
+    def __post_init__(self) -> None:
+        if self.decoder not in ("auto", "pyav", "dali", "frames"):
+            raise ValueError(f"--decoder must be auto|pyav|dali|frames, got {self.decoder!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"--device must be auto|cpu|cuda[:N], got {self.device!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.frames_fps <= 0:
+            raise ValueError(f"--fps must be > 0, got {self.frames_fps}")
+        if self.shard_bytes < 1:
+            raise ValueError(f"--shard-size must be > 0, got {self.shard_bytes}")
+        if self.commit_seconds <= 0:
+            raise ValueError(f"--commit-every must be > 0, got {self.commit_seconds}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict (the resolved config written next to the output)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["spec"] = FeatureSpec.from_dict(data.get("spec", {}))
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """Return the config as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def write(self, path: Path) -> None:
+        """Write the resolved config as JSON to ``path``."""
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")

@@ -1,0 +1,99 @@
+"""Video decoding: one interface (:class:`VideoDecoder`), backends chosen at run time.
+
+``pyav`` (CPU, any FFmpeg format), ``dali`` (NVDEC on a GPU; VP8/VP9/MJPEG on the CPU) and
+``frames`` (folders of images). Backends are imported inside :func:`open_video`, so importing
+this package never imports DALI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+from memtsm.extract.decode.base import (
+    DecodeError,
+    DecoderBackend,
+    FrameBatch,
+    FrameFilter,
+    VideoDecoder,
+    VideoInfo,
+    keep_all,
+)
+
+__all__ = [
+    "DecodeError",
+    "DecoderBackend",
+    "FrameBatch",
+    "FrameFilter",
+    "VideoDecoder",
+    "VideoInfo",
+    "dali_available",
+    "keep_all",
+    "open_video",
+    "resolve_backend",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dali_available() -> bool:
+    """Whether ``nvidia.dali`` is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_backend(backend: DecoderBackend | str, device: torch.device) -> DecoderBackend:
+    """Turn ``auto`` into a concrete file backend: DALI when CUDA and DALI are both usable.
+
+    ``frames`` is kept as is (it only applies to folders); ``dali`` is checked to be installed.
+    """
+    backend = DecoderBackend(backend)
+    if backend is DecoderBackend.AUTO:
+        if device.type == "cuda" and dali_available():
+            chosen = DecoderBackend.DALI
+        else:
+            chosen = DecoderBackend.PYAV
+        reason = "CUDA device and DALI present" if chosen is DecoderBackend.DALI else (
+            "no CUDA device" if device.type != "cuda" else "DALI not installed")
+        logger.info("decoder auto -> %s (%s)", chosen.value, reason)
+        return chosen
+    if backend is DecoderBackend.DALI and not dali_available():
+        raise ImportError(
+            "--decoder dali needs NVIDIA DALI: pip install 'memtsm[dali]' (CUDA 12) or "
+            "'memtsm[dali-cuda130]' (CUDA 13)"
+        )
+    return backend
+
+
+def open_video(
+    path: Path | str,
+    backend: DecoderBackend | str = DecoderBackend.PYAV,
+    device: torch.device | str = "cpu",
+    frames_fps: float = 30.0,
+) -> VideoDecoder:
+    """Open ``path`` with a concrete backend; a folder is always read as frame images.
+
+    Raises:
+        DecodeError: the file or folder cannot be opened as a video.
+    """
+    path = Path(path)
+    backend = DecoderBackend(backend)
+    device = torch.device(device)
+    if path.is_dir() or backend is DecoderBackend.FRAMES:
+        from memtsm.extract.decode.frames import FrameFolderDecoder
+
+        return FrameFolderDecoder(path, fps=frames_fps)
+    if backend is DecoderBackend.AUTO:
+        backend = resolve_backend(backend, device)
+    if backend is DecoderBackend.DALI:
+        from memtsm.extract.decode.dali import DaliDecoder
+
+        return DaliDecoder(path, device=device)
+    from memtsm.extract.decode.pyav import PyAVDecoder
+
+    return PyAVDecoder(path)

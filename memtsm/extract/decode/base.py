@@ -1,0 +1,122 @@
+"""One decoder interface for every backend.
+
+A decoder turns one video (a file, or a folder of frame images) into batches of RGB frames in
+display order, each frame with its exact 0-based index and timestamp. Backends live in sibling
+modules and are imported only when chosen (:func:`memtsm.extract.decode.open_video`), so DALI is
+never imported unless it is used.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+class DecoderBackend(str, enum.Enum):
+    """Decoder choice (also the type of the ``--decoder`` option)."""
+
+    AUTO = "auto"
+    PYAV = "pyav"
+    DALI = "dali"
+    FRAMES = "frames"
+
+
+class DecodeError(Exception):
+    """A video cannot be decoded; the message names the file and the problem."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video (before decoding).
+
+    ``num_frames`` is the header's count and may be wrong or 0; the true count is
+    :attr:`VideoDecoder.frames_decoded` after a full pass.
+    """
+
+    path: Path
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Consecutive sampled frames of one video.
+
+    Attributes:
+        frames: ``uint8 [N, H, W, 3]`` RGB frames on the decoder's device.
+        indices: ``int64 [N]`` 0-based display-order frame indices (CPU).
+        timestamps: ``float64 [N]`` presentation times in seconds (CPU).
+    """
+
+    frames: torch.Tensor
+    indices: torch.Tensor
+    timestamps: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+FrameFilter = Callable[[int], bool]
+"""Predicate on a 0-based frame index: ``True`` when the frame is wanted."""
+
+
+def keep_all(_index: int) -> bool:
+    """Frame filter that keeps every frame."""
+    return True
+
+
+class VideoDecoder(abc.ABC):
+    """Decodes one video into :class:`FrameBatch` es.
+
+    Use as a context manager, or call :meth:`close`. :meth:`batches` may be called once.
+    """
+
+    #: Backend name as in :class:`DecoderBackend`.
+    backend: str = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.frames_decoded = 0
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> VideoInfo:
+        """Container metadata (header values)."""
+
+    @property
+    def device(self) -> torch.device:
+        """Device the frames are delivered on."""
+        return torch.device("cpu")
+
+    @abc.abstractmethod
+    def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
+        """Yield wanted frames in display order, ``batch_size`` at a time (the last may be short).
+
+        Every frame is decoded (and counted in :attr:`frames_decoded`), but only the frames for
+        which ``want(index)`` is true are converted and yielded.
+
+        Raises:
+            DecodeError: the stream is corrupt or unreadable.
+        """
+
+    def close(self) -> None:
+        """Release the underlying file or pipeline."""
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,95 @@
+"""A folder of image files as one video (UCSD Ped2, ShanghaiTech and Avenue ship this way)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from memtsm.extract.decode.base import (
+    DecodeError,
+    FrameBatch,
+    FrameFilter,
+    VideoDecoder,
+    VideoInfo,
+    keep_all,
+)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``2.jpg`` before ``10.jpg``."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, in natural order (other files are ignored)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+class FrameFolderDecoder(VideoDecoder):
+    """Frames are the folder's image files in natural sort order, at a given frame rate."""
+
+    backend = "frames"
+
+    def __init__(self, path: Path, fps: float = 30.0) -> None:
+        super().__init__(path)
+        if not self.path.is_dir():
+            raise DecodeError(self.path, "not a folder of frames")
+        self._files = image_files(self.path)
+        if not self._files:
+            raise DecodeError(self.path, "the folder holds no image files")
+        first = self._open(self._files[0])
+        self._info = VideoInfo(
+            path=self.path,
+            fps=float(fps),
+            num_frames=len(self._files),
+            width=first.shape[1],
+            height=first.shape[0],
+            codec="images",
+        )
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
+
+    def _open(self, file: Path) -> np.ndarray:
+        try:
+            with Image.open(file) as image:
+                return np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DecodeError(file, f"unreadable image ({exc})") from exc
+
+    def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
+        size = (self._info.height, self._info.width, 3)
+        frames: list[np.ndarray] = []
+        indices: list[int] = []
+        for index, file in enumerate(self._files):
+            self.frames_decoded = index + 1
+            if not want(index):
+                continue
+            frame = self._open(file)
+            if frame.shape != size:
+                raise DecodeError(file, f"frame size {frame.shape[1]}x{frame.shape[0]} differs "
+                                  f"from the first frame's {size[1]}x{size[0]}")
+            frames.append(frame)
+            indices.append(index)
+            if len(frames) == batch_size:
+                yield self._batch(frames, indices)
+                frames, indices = [], []
+        if frames:
+            yield self._batch(frames, indices)
+
+    def _batch(self, frames: list[np.ndarray], indices: list[int]) -> FrameBatch:
+        index_tensor = torch.tensor(indices, dtype=torch.int64)
+        return FrameBatch(
+            frames=torch.from_numpy(np.stack(frames)),
+            indices=index_tensor,
+            timestamps=index_tensor.to(torch.float64) / self._info.fps,
+        )

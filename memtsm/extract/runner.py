@@ -1,0 +1,365 @@
+"""``memtsm extract``: videos -> XFeat clip features in a sharded HDF5 store.
+
+Decoding runs in a background thread (one video ahead at most, a few batches deep) while the
+main thread runs XFeat, so decode and inference overlap. One failing video is recorded in
+``failures.jsonl`` and skipped; it never leaves a partial group behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import memtsm
+from memtsm.extract.config import ExtractConfig
+from memtsm.extract.decode import (
+    DecodeError,
+    DecoderBackend,
+    FrameBatch,
+    VideoInfo,
+    open_video,
+    resolve_backend,
+)
+from memtsm.extract.sources import (
+    VideoSource,
+    discover_videos,
+    read_labels_csv,
+    resolve_label,
+)
+from memtsm.extract.store import FAILURES_NAME, FeatureStoreWriter, VideoRecord
+from memtsm.extract.weights import resolve_weights, sha256_of
+from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
+from memtsm.progress import Progress, SilentProgress
+
+logger = logging.getLogger(__name__)
+
+EXTRACT_CONFIG_NAME = "extract_config.json"
+#: Decoded batches buffered ahead of inference (bounds memory).
+PREFETCH_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A video that could not be processed."""
+
+    video_id: str
+    source: str
+    error: str
+
+
+@dataclass
+class ExtractSummary:
+    """What one ``extract`` run did."""
+
+    stored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    decoder: str = ""
+    device: str = ""
+
+    @property
+    def frames_per_second(self) -> float:
+        """Decoded frames per wall-clock second."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available else CPU (logged); ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        logger.info("device auto -> %s", device)
+        return device
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} requested but CUDA is not available")
+    return device
+
+
+def store_identity(config: ExtractConfig, feature_dim: int, weights_sha256: str) -> dict[str, Any]:
+    """What makes two stores' features interchangeable."""
+    return {
+        "feature_spec": config.spec.to_dict(),
+        "layout": config.spec.layout,
+        "feature_dim": feature_dim,
+        "dtype": config.spec.dtype,
+        "extractor": "xfeat",
+        "xfeat_weights_sha256": weights_sha256,
+    }
+
+
+def provenance(config: ExtractConfig, device: torch.device, backend: str) -> dict[str, Any]:
+    """Versions and the full resolved config that produced a store."""
+    import av
+    import kornia
+
+    return {
+        "memtsm_version": memtsm.__version__,
+        "torch_version": torch.__version__,
+        "kornia_version": kornia.__version__,
+        "av_version": av.__version__,
+        "extract_config": config.to_dict(),
+        "device": str(device),
+        "decoder": backend,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# Events passed from the decoding thread to the inference loop, in order per video:
+# _Start, _Frames..., then _End or _Error (_Error may come at any point, even first).
+@dataclass(frozen=True)
+class _Start:
+    source: VideoSource
+    info: VideoInfo
+
+
+@dataclass(frozen=True)
+class _Frames:
+    source: VideoSource
+    batch: FrameBatch
+
+
+@dataclass(frozen=True)
+class _End:
+    source: VideoSource
+    frames_decoded: int
+
+
+@dataclass(frozen=True)
+class _Error:
+    source: VideoSource
+    error: str
+
+
+_Event = _Start | _Frames | _End | _Error
+
+
+class _Prefetcher:
+    """Runs ``events`` in a daemon thread, handing items over through a bounded queue."""
+
+    _DONE = object()
+
+    def __init__(self, events: Iterator[_Event], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(events,), daemon=True,
+                                        name="memtsm-decode")
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, events: Iterator[_Event]) -> None:
+        try:
+            for event in events:
+                if not self._put(event):
+                    return
+        except BaseException as exc:  # surfaced in the consumer thread
+            self._put(exc)
+        self._put(self._DONE)
+
+    def __iter__(self) -> Iterator[_Event]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _decode_events(
+    sources: Sequence[VideoSource], config: ExtractConfig, backend: DecoderBackend,
+    device: torch.device,
+) -> Iterator[_Event]:
+    """Decode the videos in order; a failing video yields ``_Error`` and decoding moves on."""
+    want = config.spec.sampled
+    for source in sources:
+        try:
+            with open_video(source.path, backend, device, config.frames_fps) as decoder:
+                yield _Start(source, decoder.info)
+                for batch in decoder.batches(config.batch_size, want):
+                    yield _Frames(source, batch)
+                yield _End(source, decoder.frames_decoded)
+        except DecodeError as exc:
+            yield _Error(source, str(exc))
+        except Exception as exc:  # an unexpected decoder failure is still one video's failure
+            yield _Error(source, f"{source.path}: {type(exc).__name__}: {exc}")
+
+
+def extract(
+    inputs: Sequence[Path | str],
+    out: Path | str,
+    config: ExtractConfig = ExtractConfig(),
+    progress: Progress | None = None,
+    shard_prefix: str = "shard",
+) -> ExtractSummary:
+    """Extract clip features of every video under ``inputs`` into the store at ``out``.
+
+    Videos already in a completed shard of ``out`` are skipped. Failures are written to
+    ``out/failures.jsonl`` and returned; they do not stop the run.
+
+    Raises:
+        FileNotFoundError, ValueError: bad inputs (before anything is written).
+        memtsm.extract.weights.WeightsError: no valid XFeat weights.
+        memtsm.extract.store.StoreError: ``out`` holds features of another configuration.
+    """
+    progress = progress or SilentProgress()
+    out = Path(out)
+    sources = discover_videos([Path(p) for p in inputs])
+    if not sources:
+        raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
+    overrides = read_labels_csv(Path(config.labels_csv)) if config.labels_csv else None
+    device = resolve_device(config.device)
+    backend = (DecoderBackend.FRAMES if config.decoder == DecoderBackend.FRAMES.value
+               else resolve_backend(config.decoder, device))
+    weights = resolve_weights(config.xfeat_weights)
+    descriptor = XFeatDescriptor.from_weights(weights, config.spec, device)
+    summary = ExtractSummary(decoder=backend.value, device=str(device))
+    identity = store_identity(config, descriptor.dim, sha256_of(weights))
+    started = time.perf_counter()
+    with FeatureStoreWriter(out, identity, provenance(config, device, backend.value),
+                            config.shard_bytes, config.commit_seconds, shard_prefix) as writer:
+        config.write(out / EXTRACT_CONFIG_NAME)
+        done = writer.done_ids
+        todo = [s for s in sources if s.video_id not in done]
+        summary.skipped = [s.video_id for s in sources if s.video_id in done]
+        failures = _FailureLog(out / FAILURES_NAME, summary, progress)
+        progress.start(len(todo), sum(_header_frames(s, config) for s in todo), "frames")
+        prefetcher = _Prefetcher(_decode_events(todo, config, backend, device), PREFETCH_BATCHES)
+        try:
+            for source, result in _assemble(prefetcher, config, descriptor, overrides, progress):
+                if isinstance(result, str):
+                    failures.add(source, result)
+                    continue
+                try:
+                    writer.add(result)
+                except Exception as exc:  # e.g. an id that collides inside the store
+                    failures.add(source, f"{source.path}: {exc}")
+                    continue
+                summary.frames += result.num_frames
+                summary.stored.append(source.video_id)
+                progress.item_done(source.video_id, True)
+        finally:
+            prefetcher.close()
+            progress.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class _FailureLog:
+    """Appends failures to ``failures.jsonl`` (rewritten by every run) and the summary."""
+
+    def __init__(self, path: Path, summary: ExtractSummary, progress: Progress) -> None:
+        self.path = path
+        self.summary = summary
+        self.progress = progress
+        path.write_text("", encoding="utf-8")
+
+    def add(self, source: VideoSource, message: str) -> None:
+        failure = Failure(source.video_id, str(source.path), message)
+        self.summary.failures.append(failure)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(failure.__dict__, ensure_ascii=False) + "\n")
+        logger.warning("failed: %s", message)
+        self.progress.item_done(source.video_id, False, message)
+
+
+def _header_frames(source: VideoSource, config: ExtractConfig) -> int:
+    """Cheap frame-count estimate for the progress bar (0 when unknown)."""
+    if source.is_frame_folder:
+        return 0
+    try:
+        import av
+
+        with av.open(str(source.path)) as container:
+            return int(container.streams.video[0].frames or 0)
+    except Exception:  # a broken file is reported properly when it is decoded
+        return 0
+
+
+def _assemble(
+    events: Iterator[_Event],
+    config: ExtractConfig,
+    descriptor: XFeatDescriptor,
+    overrides: dict | None,
+    progress: Progress,
+) -> Iterator[tuple[VideoSource, VideoRecord | str]]:
+    """Run XFeat on decoded batches and yield each video's record, or its error message."""
+    current: VideoSource | None = None
+    info: VideoInfo | None = None
+    pooler = ClipPooler(config.spec.clip_len, descriptor.dim)
+    covered = 0  # frames of the current video reported to the progress bar
+    for event in events:
+        if event.source is not current:
+            current, info, covered = event.source, None, 0
+            descriptor.reset()
+            pooler = ClipPooler(config.spec.clip_len, descriptor.dim)
+        if isinstance(event, _Start):
+            info = event.info
+        elif isinstance(event, _Error):
+            current = None  # drop whatever the video had produced
+            yield event.source, event.error
+        elif current is None:
+            continue  # the rest of a video that already failed
+        elif isinstance(event, _Frames):
+            try:
+                pooler.add(descriptor.describe(event.batch.frames), event.batch.indices)
+            except Exception as exc:  # e.g. out of memory on a huge frame
+                current = None
+                yield event.source, f"{event.source.path}: {type(exc).__name__}: {exc}"
+                continue
+            seen = int(event.batch.indices[-1]) + 1
+            progress.advance(seen - covered)
+            covered = seen
+        else:
+            progress.advance(event.frames_decoded - covered)
+            try:
+                record = _record(event.source, info, pooler, event.frames_decoded, overrides)
+            except Exception as exc:
+                record = f"{event.source.path}: {type(exc).__name__}: {exc}"
+            current = None
+            yield event.source, record
+
+
+def _record(
+    source: VideoSource, info: VideoInfo, pooler: ClipPooler, num_frames: int,
+    overrides: dict | None,
+) -> VideoRecord:
+    pooled = pooler.finish(num_frames)
+    label = resolve_label(source.video_id, overrides)
+    return VideoRecord(
+        video_id=source.video_id,
+        features=pooled.features,
+        clip_frames=pooled.clip_frames,
+        fps=info.fps,
+        num_frames=num_frames,
+        width=info.width,
+        height=info.height,
+        source=str(source.path),
+        label=label.label,
+        class_name=label.class_name,
+        last_clip_partial=pooled.last_clip_partial,
+        extra={"codec": info.codec, "header_num_frames": info.num_frames},
+    )

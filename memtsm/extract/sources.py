@@ -1,0 +1,156 @@
+"""Finding videos under the inputs, giving them unique ids, and labelling them.
+
+A video id is the input's path relative to the input root, without extension, with ``/``
+separators (``Assault/Assault018_x264``); a single file given directly has its stem as id, and a
+frame folder given directly has its folder name. Ids are unique within one run.
+
+Label rule (UCF-Crime convention): a path component or file name starting with ``Normal`` means
+normal (label 0, class ``Normal``); otherwise the class is the video's parent folder (label 1), or,
+for a video with no folder, the leading letters of a UCF-Crime style name (``Assault018_x264`` ->
+``Assault``). Anything else has no label. A ``video,label[,class]`` CSV overrides the rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from memtsm.extract.decode.frames import IMAGE_SUFFIXES
+from memtsm.extract.store import validate_video_id
+
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts",
+    ".3gp", ".mts",
+})
+NORMAL_PREFIX = "normal"
+NORMAL_CLASS = "Normal"
+_UCF_NAME = re.compile(r"^(?P<cls>[A-Za-z]+?)_?\d+(_x264)?$")
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One video to process: a file, or a folder of frame images."""
+
+    video_id: str
+    path: Path
+    is_frame_folder: bool
+
+
+@dataclass(frozen=True)
+class VideoLabel:
+    """Video-level label: 1 anomaly, 0 normal, ``None`` unknown."""
+
+    label: int | None
+    class_name: str = ""
+
+
+def _holds_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
+
+
+def _relative_id(path: Path, root: Path, strip_suffix: bool) -> str:
+    rel = PurePosixPath(path.relative_to(root).as_posix())
+    if strip_suffix:
+        rel = rel.with_suffix("")
+    return validate_video_id(str(rel))
+
+
+def discover_videos(inputs: list[Path]) -> list[VideoSource]:
+    """List the videos under ``inputs`` (files, video folders searched recursively, frame folders).
+
+    Symbolic links to folders are not followed (no loops). Returns sources sorted by id.
+
+    Raises:
+        FileNotFoundError: an input does not exist.
+        ValueError: two inputs map to the same id.
+    """
+    found: dict[str, VideoSource] = {}
+
+    def add(source: VideoSource) -> None:
+        other = found.get(source.video_id)
+        if other is not None:
+            raise ValueError(f"two inputs map to video id {source.video_id!r}: {other.path} and "
+                             f"{source.path}; pass their common parent folder instead")
+        found[source.video_id] = source
+
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        if path.is_file():
+            add(VideoSource(validate_video_id(path.stem or path.name), path, False))
+            continue
+        if _holds_images(path):
+            add(VideoSource(validate_video_id(path.resolve().name), path, True))
+            continue
+        for folder, subdirs, files in _walk(path):
+            subdirs.sort()
+            if folder != path and any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+                add(VideoSource(_relative_id(folder, path, False), folder, True))
+            for name in sorted(files):
+                file = folder / name
+                if file.suffix.lower() in VIDEO_SUFFIXES:
+                    add(VideoSource(_relative_id(file, path, True), file, False))
+    return sorted(found.values(), key=lambda s: s.video_id)
+
+
+def _walk(root: Path):
+    import os
+
+    for folder, subdirs, files in os.walk(root, followlinks=False):
+        yield Path(folder), subdirs, files
+
+
+def infer_label(video_id: str) -> VideoLabel:
+    """Label by the UCF-Crime path convention (see the module docstring)."""
+    parts = PurePosixPath(video_id).parts
+    if any(part.lower().startswith(NORMAL_PREFIX) for part in parts):
+        return VideoLabel(0, NORMAL_CLASS)
+    if len(parts) >= 2:
+        return VideoLabel(1, parts[-2])
+    match = _UCF_NAME.match(parts[-1])
+    if match:
+        return VideoLabel(1, match["cls"])
+    return VideoLabel(None, "")
+
+
+def read_labels_csv(path: Path) -> dict[str, VideoLabel]:
+    """Read ``video,label[,class]`` rows (a header row is allowed).
+
+    ``video`` is a video id, or a file name whose stem is matched against the ids' last
+    component. Raises ``ValueError`` naming the file and line for malformed rows.
+    """
+    labels: dict[str, VideoLabel] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if line_no == 1 and row[0].strip().lower() in ("video", "video_id", "id", "name"):
+                continue
+            if len(row) not in (2, 3):
+                raise ValueError(f"{path}:{line_no}: expected 'video,label[,class]', got {row!r}")
+            video, label_text = row[0].strip(), row[1].strip()
+            if label_text not in ("0", "1"):
+                raise ValueError(f"{path}:{line_no}: label must be 0 or 1, got {label_text!r}")
+            if not video:
+                raise ValueError(f"{path}:{line_no}: empty video name")
+            key = str(PurePosixPath(video.replace("\\", "/")).with_suffix(""))
+            if key in labels:
+                raise ValueError(f"{path}:{line_no}: video {video!r} is listed twice")
+            class_name = row[2].strip() if len(row) == 3 else ""
+            label = int(label_text)
+            labels[key] = VideoLabel(label, class_name or (NORMAL_CLASS if label == 0 else ""))
+    return labels
+
+
+def resolve_label(video_id: str, overrides: dict[str, VideoLabel] | None = None) -> VideoLabel:
+    """Label from ``overrides`` (by id, else by last id component), else :func:`infer_label`."""
+    if overrides:
+        if video_id in overrides:
+            return overrides[video_id]
+        name = PurePosixPath(video_id).name
+        if name in overrides:
+            return overrides[name]
+    return infer_label(video_id)

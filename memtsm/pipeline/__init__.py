@@ -1,0 +1,1 @@
+"""Composition of extraction and the scorer: training, evaluation, scoring, the demo."""
