@@ -12,6 +12,7 @@ Two levels, because they play different roles:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,6 +25,15 @@ from memtsm.constants import CLIP_FRAMES, DEFAULT_SHARD_BYTES, XFEAT_SIDE_MULTIP
 #: without importing torch).
 LAYOUT_NAMES = ("max128", "mean128", "pyramid640")
 FEATURE_DTYPES = ("float16", "float32")
+
+
+class DecoderBackend(str, enum.Enum):
+    """Decoder choice (also the type of the ``--decoder`` option)."""
+
+    AUTO = "auto"
+    PYAV = "pyav"
+    DALI = "dali"
+    FRAMES = "frames"
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ class ExtractConfig:
     """``video,label[,class]`` file overriding the path-based label rule (``--labels``)."""
 
     def __post_init__(self) -> None:
-        if self.decoder not in ("auto", "pyav", "dali", "frames"):
+        if self.decoder not in {b.value for b in DecoderBackend}:
             raise ValueError(f"--decoder must be auto|pyav|dali|frames, got {self.decoder!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"--device must be auto|cpu|cuda[:N], got {self.device!r}")

@@ -9,21 +9,16 @@ never imported unless it is used.
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from memtsm.extract.config import DecoderBackend
 
-class DecoderBackend(str, enum.Enum):
-    """Decoder choice (also the type of the ``--decoder`` option)."""
-
-    AUTO = "auto"
-    PYAV = "pyav"
-    DALI = "dali"
-    FRAMES = "frames"
+__all__ = ["DecodeError", "DecoderBackend", "FrameBatch", "FrameFilter", "VideoDecoder",
+           "VideoInfo", "keep_all"]
 
 
 class DecodeError(Exception):

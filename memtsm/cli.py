@@ -1,0 +1,149 @@
+"""The ``memtsm`` command line: a thin layer that maps flags onto typed configs.
+
+Heavy modules (torch, kornia, h5py, DALI) are imported inside each command, so ``memtsm --help``
+stays fast and never imports DALI. Library code raises exceptions; only this module turns them
+into exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage or setup
+error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from memtsm.extract.config import DecoderBackend
+
+app = typer.Typer(
+    name="memtsm",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Raw surveillance video to per-segment anomaly scores (XFeat features + MemTSM).",
+)
+features_app = typer.Typer(no_args_is_help=True, help="Inspect feature stores.")
+app.add_typer(features_app, name="features")
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+               "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"1GiB"``, ``"500MB"``, ``"1048576"`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match[2].lower() not in _SIZE_UNITS:
+        raise typer.BadParameter(f"not a size: {text!r} (e.g. 1GiB, 500MB)")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _usage_error(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _progress(quiet: bool, label: str = "videos"):
+    from memtsm.progress import RichProgress, SilentProgress
+
+    return SilentProgress() if quiet else RichProgress(label)
+
+
+@app.command()
+def extract(
+    inputs: list[Path] = typer.Argument(..., help="Video files, folders of videos (searched "
+                                        "recursively) or folders of frame images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature store directory."),
+    decoder: DecoderBackend = typer.Option(DecoderBackend.AUTO, help="Decoder backend."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    clip_len: int = typer.Option(16, help="Frames per clip (one feature vector per clip)."),
+    frame_stride: int = typer.Option(1, help="Run XFeat on every k-th frame of each clip."),
+    layout: str = typer.Option("max128", help="Pooling layout: max128 | mean128 | pyramid640."),
+    long_side: int = typer.Option(320, help="Resize frames so the long side is ~this "
+                                  "(both sides rounded to multiples of 32)."),
+    batch_size: int = typer.Option(32, help="Frames per XFeat forward pass."),
+    fps: float = typer.Option(30.0, help="Frame rate of folders of frame images."),
+    shard_size: str = typer.Option("1GiB", help="Start a new shard past this size."),
+    commit_every: float = typer.Option(600.0, help="Also close the open shard after this many "
+                                       "seconds (bounds the work lost to a crash)."),
+    xfeat_weights: Optional[Path] = typer.Option(None, help="XFeat weights file (else "
+                                                 "$MEMTSM_XFEAT_WEIGHTS, cache, download)."),
+    labels: Optional[Path] = typer.Option(None, help="CSV 'video,label[,class]' overriding the "
+                                          "UCF-Crime path rule."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
+) -> None:
+    """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5."""
+    _setup_logging(quiet)
+    from memtsm.extract.config import ExtractConfig, FeatureSpec
+    from memtsm.extract.runner import extract as run_extract
+    from memtsm.extract.store import StoreError
+    from memtsm.extract.weights import WeightsError
+
+    try:
+        config = ExtractConfig(
+            spec=FeatureSpec(clip_len=clip_len, frame_stride=frame_stride, layout=layout,
+                             long_side=long_side),
+            decoder=decoder.value, device=device, batch_size=batch_size, frames_fps=fps,
+            shard_bytes=parse_size(shard_size), commit_seconds=commit_every,
+            xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
+            labels_csv=str(labels) if labels else None)
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
+    try:
+        summary = run_extract(inputs, out, config, _progress(quiet))
+    except KeyboardInterrupt:
+        typer.echo("interrupted: completed videos are kept; rerun to finish", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (FileNotFoundError, ValueError, StoreError, WeightsError, ImportError,
+            RuntimeError) as exc:
+        raise _usage_error(str(exc)) from None
+    typer.echo(
+        f"stored {len(summary.stored)} videos ({summary.frames} frames, "
+        f"{summary.frames_per_second:.1f} frames/s, decoder {summary.decoder}, device "
+        f"{summary.device}), skipped {len(summary.skipped)} already stored, failed "
+        f"{len(summary.failures)} -> {out}", err=True)
+    for failure in summary.failures:
+        typer.echo(f"  failed: {failure.error}", err=True)
+    raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)
+
+
+@features_app.command("info")
+def features_info(
+    store: Path = typer.Argument(..., help="Feature store directory."),
+    videos: bool = typer.Option(False, "--videos", help="List every video."),
+) -> None:
+    """Show a store's configuration, dimensions, labels and videos."""
+    import json
+
+    from memtsm.extract.store import FeatureStore, StoreError
+
+    try:
+        features = FeatureStore(store)
+        meta = features.meta
+    except (StoreError, OSError) as exc:
+        raise _usage_error(str(exc)) from None
+    labels = [e.label for e in features.entries]
+    typer.echo(f"store: {store}")
+    typer.echo(f"shards: {len(features.shards)}  videos: {len(features)}  clips: "
+               f"{sum(e.num_clips for e in features.entries)}  frames: "
+               f"{sum(e.num_frames for e in features.entries)}")
+    typer.echo(f"labels: anomalous {labels.count(1)}  normal {labels.count(0)}  unknown "
+               f"{labels.count(None)}")
+    typer.echo("identity: " + json.dumps(meta["identity"], sort_keys=True))
+    typer.echo("provenance: " + json.dumps(meta.get("provenance", {}), sort_keys=True))
+    if videos:
+        for entry in features.entries:
+            label = "?" if entry.label is None else entry.label
+            typer.echo(f"  {entry.video_id}\tclips={entry.num_clips}\tframes={entry.num_frames}"
+                       f"\tlabel={label}\tclass={entry.class_name}\t{entry.shard}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

