@@ -1,0 +1,247 @@
+"""Decoding with NVIDIA DALI: NVDEC on a CUDA device, VP8/VP9/MJPEG on the CPU.
+
+The encoded file is fed once to ``fn.experimental.inputs.video``, which streams it: every pipeline
+run decodes the next ``frames_per_sequence`` frames in display order (the last sequence may be
+shorter), so memory stays bounded whatever the video's length. One pipeline definition serves both
+devices; only the operator's device differs (``"mixed"`` = NVDEC, or ``"cpu"``).
+
+DALI 2.4 reports neither frame indices nor timestamps for this operator, and a run past the end of
+the video is an error. So the file is first scanned with PyAV (demuxing only, no decoding): the
+header's frame count or else the packet count (what DALI itself uses) gives the number of runs, and
+the sorted packet times give each frame's timestamp.
+
+This module imports ``nvidia.dali``; import it only when the DALI backend is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from nvidia.dali import fn, pipeline_def
+
+from memtsm.extract.decode.base import (
+    DecodeError,
+    FrameBatch,
+    FrameFilter,
+    VideoDecoder,
+    VideoInfo,
+    keep_all,
+)
+from memtsm.extract.decode.pyav import PyAVDecoder
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FRAMES_PER_SEQUENCE = 16
+"""Frames decoded per pipeline run: 16 full-HD RGB frames are 100 MB."""
+
+CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
+"""Codecs (FFmpeg names) DALI 2.4 decodes on the CPU."""
+
+NVDEC_CODECS = frozenset({"av1", "mpeg4", "h264", "hevc", "vp8", "vp9", "mjpeg"})
+"""Codecs (FFmpeg names) DALI 2.4 decodes with NVDEC (the ``mixed`` backend)."""
+
+_INPUT_NAME = "encoded_video"
+_NUM_THREADS = 2
+# DALI's error when a run finds its input used up (the header overstated the frame count).
+_NO_MORE_INPUT = "No data was provided to the InputOperator"
+
+
+@pipeline_def(batch_size=1, num_threads=_NUM_THREADS, prefetch_queue_depth=1, exec_dynamic=True)
+def _sequence_pipeline(decoder_device: str, frames_per_sequence: int):
+    """One sequence per run: ``uint8 [F, H, W, 3]`` RGB, ``F <= frames_per_sequence``.
+
+    ``prefetch_queue_depth=1`` so DALI never runs ahead past the end of the video;
+    ``exec_dynamic`` keeps returned outputs valid while they are referenced.
+    """
+    return fn.experimental.inputs.video(
+        name=_INPUT_NAME,
+        device=decoder_device,
+        sequence_length=frames_per_sequence,
+        last_sequence_policy="partial",
+    )
+
+
+@dataclass(frozen=True)
+class _PacketScan:
+    """What demuxing the video stream (without decoding) tells.
+
+    Attributes:
+        header_frames: the stream header's frame count (0 when absent).
+        packets: number of video packets (one per frame for the codecs DALI decodes).
+        times: sorted packet presentation times in seconds (display order); empty when some
+            packet has no timestamp.
+    """
+
+    header_frames: int
+    packets: int
+    times: list[float]
+
+    @property
+    def dali_frames(self) -> int:
+        """The frame count DALI splits the video by: the header's, else the packet count."""
+        return self.header_frames or self.packets
+
+
+def _scan_packets(path: Path) -> _PacketScan:
+    try:
+        with av.open(str(path), mode="r") as container:
+            stream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(stream) if p.size > 0]
+            time_base = stream.time_base
+            header_frames = int(stream.frames or 0)
+    except av.FFmpegError as exc:
+        raise DecodeError(path, f"corrupt container ({exc})") from exc
+    times = [] if None in pts or time_base is None else sorted(float(t * time_base) for t in pts)
+    return _PacketScan(header_frames=header_frames, packets=len(pts), times=times)
+
+
+def _dali_problem(exc: RuntimeError) -> str:
+    """The informative line of a DALI pipeline error (DALI wraps it in the pipeline's traceback)."""
+    text = str(exc)
+    _, found, cause = text.partition("encountered:")
+    lines = [line.strip() for line in (cause if found else text).splitlines()]
+    skipped = ("C++ context", "Current pipeline object", "Critical error in pipeline")
+    useful = [line for line in lines if line and not line.startswith(skipped)]
+    return useful[0] if useful else text.strip()
+
+
+class DaliDecoder(VideoDecoder):
+    """Decode a video file with DALI on ``device``: NVDEC on CUDA, libavcodec on the CPU.
+
+    Frames are delivered on ``device`` (from DALI's buffers through DLPack, with no host copy on
+    CUDA). On the CPU only VP8, VP9 and MJPEG can be decoded (DALI 2.4); other codecs are refused
+    at once with a :class:`DecodeError`.
+
+    Args:
+        path: the video file.
+        device: ``cuda[:N]`` for NVDEC, ``cpu`` for DALI's CPU decoder.
+        frames_per_sequence: frames decoded per pipeline run (bounds the memory used).
+    """
+
+    backend = "dali"
+
+    def __init__(
+        self,
+        path: Path,
+        device: torch.device,
+        frames_per_sequence: int = DEFAULT_FRAMES_PER_SEQUENCE,
+    ) -> None:
+        super().__init__(path)
+        if frames_per_sequence < 1:
+            raise ValueError(f"frames_per_sequence must be >= 1, got {frames_per_sequence}")
+        self._device = torch.device(device)
+        self._frames_per_sequence = frames_per_sequence
+        on_gpu = self._device.type == "cuda"
+        with PyAVDecoder(self.path) as probe:  # header, and clear errors for unreadable files
+            self._info = probe.info
+        self._check_codec(on_gpu)
+        self._scan = _scan_packets(self.path)
+        if self._scan.header_frames and self._scan.header_frames != self._scan.packets:
+            logger.warning(
+                "%s: header says %d frames but the stream has %d packets; DALI decodes %d",
+                self.path,
+                self._scan.header_frames,
+                self._scan.packets,
+                self._scan.dali_frames,
+            )
+        self._pipe = _sequence_pipeline(
+            decoder_device="mixed" if on_gpu else "cpu",
+            frames_per_sequence=frames_per_sequence,
+            device_id=(self._device.index or 0) if on_gpu else None,
+        )
+        self._pipe.build()
+        self._pipe.feed_input(_INPUT_NAME, [np.fromfile(self.path, dtype=np.uint8)])
+
+    def _check_codec(self, on_gpu: bool) -> None:
+        codec = self._info.codec
+        if on_gpu and codec not in NVDEC_CODECS:
+            raise DecodeError(
+                self.path,
+                f"NVDEC (DALI's GPU decoder) cannot decode {codec}; use --decoder pyav",
+            )
+        if not on_gpu and codec not in CPU_CODECS:
+            raise DecodeError(
+                self.path,
+                f"DALI's CPU decoder supports only VP8/VP9/MJPEG; this file is {codec} "
+                "— use --decoder pyav or a GPU",
+            )
+
+    @property
+    def info(self) -> VideoInfo:
+        """Container metadata, read with PyAV."""
+        return self._info
+
+    @property
+    def device(self) -> torch.device:
+        """The device frames are decoded and delivered on."""
+        return self._device
+
+    def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
+        """Yield wanted frames ``uint8 [N, H, W, 3]`` on :attr:`device`, as in the base class.
+
+        Raises:
+            DecodeError: DALI fails on the stream (corrupt data).
+        """
+        frames: list[torch.Tensor] = []
+        indices: list[int] = []
+        for index, frame in self._frames():
+            if want(index):
+                frames.append(frame)
+                indices.append(index)
+                if len(frames) == batch_size:
+                    yield self._to_batch(frames, indices)
+                    frames, indices = [], []
+        if frames:
+            yield self._to_batch(frames, indices)
+        if self.frames_decoded == 0:
+            raise DecodeError(self.path, "the video stream holds no decodable frame")
+
+    def _frames(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """Every frame in display order: ``(index, uint8 [H, W, 3] view into DALI's output)``."""
+        num_runs = math.ceil(self._scan.dali_frames / self._frames_per_sequence)
+        for _ in range(num_runs):
+            sequence = self._next_sequence()
+            if sequence is None:
+                return
+            start = self.frames_decoded
+            self.frames_decoded += len(sequence)
+            for offset, frame in enumerate(sequence):
+                yield start + offset, frame
+            if len(sequence) < self._frames_per_sequence:
+                return  # the last, partial sequence
+
+    def _next_sequence(self) -> torch.Tensor | None:
+        """Run the pipeline once: ``uint8 [F, H, W, 3]`` on the device, or None past the end."""
+        try:
+            (sequences,) = self._pipe.run()
+        except RuntimeError as exc:
+            problem = _dali_problem(exc)
+            if _NO_MORE_INPUT in problem and self.frames_decoded > 0:
+                return None
+            raise DecodeError(
+                self.path, f"corrupt stream after frame {self.frames_decoded} (DALI: {problem})"
+            ) from exc
+        return torch.from_dlpack(sequences[0])
+
+    def _to_batch(self, frames: list[torch.Tensor], indices: list[int]) -> FrameBatch:
+        """Stack (and so copy out of DALI's buffers) ``N`` frames into one batch."""
+        times = self._scan.times
+        fps = self._info.fps
+        return FrameBatch(
+            frames=torch.stack(frames),
+            indices=torch.tensor(indices, dtype=torch.int64),
+            timestamps=torch.tensor(
+                [times[i] if i < len(times) else i / fps for i in indices], dtype=torch.float64
+            ),
+        )
+
+    def close(self) -> None:
+        """Drop the pipeline (and with it the encoded file and DALI's buffers)."""
+        self._pipe = None
