@@ -27,7 +27,8 @@ _EXPORTS = {
     "VideoRecord": "memtsm.extract.store",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ExtractConfig", "ExtractSummary", "FeatureSpec", "FeatureStore", "FeatureStoreWriter",
+           "VideoRecord", "extract"]
 
 
 def __getattr__(name: str):

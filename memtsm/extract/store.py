@@ -90,8 +90,8 @@ class VideoRecord:
         if self.features.ndim != 2:
             raise ValueError(f"{self.video_id}: features must be [T, D], got {self.features.shape}")
         if self.clip_frames.shape != (self.features.shape[0], 2):
-            raise ValueError(f"{self.video_id}: clip_frames {self.clip_frames.shape} does not match "
-                             f"{self.features.shape[0]} clips")
+            raise ValueError(f"{self.video_id}: clip_frames {self.clip_frames.shape} does not "
+                             f"match {self.features.shape[0]} clips")
         if self.features.shape[0] == 0:
             raise ValueError(f"{self.video_id}: no clips")
         if not np.isfinite(self.features).all():
@@ -354,8 +354,8 @@ class FeatureStore:
         self.entries = self._load_index()
         self._by_id = {entry.video_id: entry for entry in self.entries}
         if len(self._by_id) != len(self.entries):
-            seen: set[str] = set()
-            dup = next(e.video_id for e in self.entries if e.video_id in seen or seen.add(e.video_id))
+            ids = [e.video_id for e in self.entries]
+            dup = next(video_id for video_id in ids if ids.count(video_id) > 1)
             raise StoreError(f"{self.root}: video id {dup!r} is stored more than once")
 
     def _load_index(self) -> list[VideoEntry]:

@@ -107,7 +107,7 @@ class VideoDecoder(abc.ABC):
             DecodeError: the stream is corrupt or unreadable.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Release the underlying file or pipeline."""
 
     def __enter__(self) -> VideoDecoder:

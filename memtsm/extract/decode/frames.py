@@ -57,6 +57,7 @@ class FrameFolderDecoder(VideoDecoder):
 
     @property
     def info(self) -> VideoInfo:
+        """Folder metadata: fps as given, frame count = number of image files."""
         return self._info
 
     def _open(self, file: Path) -> np.ndarray:
@@ -67,6 +68,7 @@ class FrameFolderDecoder(VideoDecoder):
             raise DecodeError(file, f"unreadable image ({exc})") from exc
 
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
+        """Yield wanted frames in natural file order (see :meth:`VideoDecoder.batches`)."""
         size = (self._info.height, self._info.width, 3)
         frames: list[np.ndarray] = []
         indices: list[int] = []

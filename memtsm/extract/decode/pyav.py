@@ -67,9 +67,11 @@ class PyAVDecoder(VideoDecoder):
 
     @property
     def info(self) -> VideoInfo:
+        """Container metadata (header values)."""
         return self._info
 
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
+        """Yield wanted frames in display order (see :meth:`VideoDecoder.batches`)."""
         fps = self._info.fps
         frames: list[np.ndarray] = []
         indices: list[int] = []
@@ -94,6 +96,7 @@ class PyAVDecoder(VideoDecoder):
             raise DecodeError(self.path, "the video stream holds no decodable frame")
 
     def close(self) -> None:
+        """Close the container."""
         self._container.close()
 
 

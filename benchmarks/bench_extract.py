@@ -1,0 +1,149 @@
+"""Extraction throughput: per stage and end to end, beside torchvision's r3d_18 in the same run.
+
+    python benchmarks/bench_extract.py [--video PATH] [--device cpu|cuda] [--batch-size 32]
+
+Prints frames/s for decode (PyAV or DALI), preprocessing, the XFeat network alone, pooling,
+HDF5 writing, ``memtsm.extract.extract`` end to end (every frame and ``--frame-stride 2``), and
+r3d_18 (random weights, 16x112x112 clips: the usual 3D-CNN clip feature extractor) on the same
+frames, with the ratios the targets are stated in. r3d_18 needs torchvision
+(``pip install torch==2.14.1 torchvision==0.29.1``); without it that line is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from memtsm.extract import ExtractConfig, FeatureSpec, extract
+from memtsm.extract.decode import open_video
+from memtsm.extract.weights import resolve_weights
+from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEMTSM_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_VIDEO = SHARED / "ucf_crime" / "videos" / "Normal_Videos_015_x264.mp4"
+
+
+def best_rate(fn, units: int, repeats: int) -> float:
+    """Median units/s over ``repeats`` runs of ``fn`` (after one warm-up run)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return units / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--decoder", default="pyav")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
+          f"video {args.video.name}")
+
+    def decode_all():
+        with open_video(args.video, args.decoder, device) as decoder:
+            return [b.frames for b in decoder.batches(args.batch_size)]
+
+    batches = decode_all()
+    frames = sum(len(b) for b in batches)
+    height, width = batches[0].shape[1:3]
+    print(f"{frames} frames of {width}x{height}")
+    rates: dict[str, float] = {}
+    rates["decode"] = best_rate(decode_all, frames, args.repeats)
+
+    spec = FeatureSpec()
+    descriptor = XFeatDescriptor.from_weights(resolve_weights(), spec, device)
+    grey = [descriptor.preprocess(b) for b in batches]
+    rates["preprocess"] = best_rate(lambda: [descriptor.preprocess(b) for b in batches], frames,
+                                    args.repeats)
+
+    @torch.inference_mode()
+    def network():
+        return [descriptor.net(g)[0] for g in grey]
+
+    rates["xfeat network"] = best_rate(network, frames, args.repeats)
+    descs = network()
+
+    def pool():
+        pooler = ClipPooler(spec.clip_len, descriptor.dim)
+        start = 0
+        for d in descs:
+            n = d.shape[0]
+            normed = torch.nn.functional.normalize(d, dim=1)
+            delta = (normed - torch.cat([normed[:1], normed[:-1]])).abs()
+            pooler.add(descriptor.layout.frame_vectors(normed, delta).cpu(),
+                       torch.arange(start, start + n))
+            start += n
+        return pooler.finish(start)
+
+    rates["pooling"] = best_rate(pool, frames, args.repeats)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(10**6))
+
+        def run_extract(stride: int):
+            out = Path(tmp) / f"run{next(counter)}"
+            config = ExtractConfig(spec=FeatureSpec(frame_stride=stride), decoder=args.decoder,
+                                   device=str(device), batch_size=args.batch_size)
+            return extract([args.video], out, config)
+
+        rates["end-to-end"] = best_rate(lambda: run_extract(1), frames, args.repeats)
+        rates["end-to-end stride 2"] = best_rate(lambda: run_extract(2), frames, args.repeats)
+
+        from memtsm.extract.store import FeatureStoreWriter, VideoRecord
+
+        pooled = pool()
+
+        def write():
+            identity = {"feature_dim": descriptor.dim, "dtype": "float16"}
+            with FeatureStoreWriter(Path(tmp) / f"w{next(counter)}", identity) as writer:
+                writer.add(VideoRecord("v", pooled.features, pooled.clip_frames, 30.0, frames))
+
+        rates["hdf5 write"] = best_rate(write, frames, args.repeats)
+
+    try:
+        from torchvision.models.video import r3d_18
+    except Exception as exc:  # torchvision absent or incompatible with this torch
+        print(f"r3d_18 skipped: {type(exc).__name__}: {exc}")
+    else:
+        net3d = r3d_18().eval().to(device)
+        clips = torch.cat(batches)[: frames // 16 * 16].to(device).permute(0, 3, 1, 2).float()
+        clips = torch.nn.functional.interpolate(clips / 255, size=(112, 112), mode="bilinear")
+        clips = clips.reshape(-1, 16, 3, 112, 112).permute(0, 2, 1, 3, 4).contiguous()
+
+        @torch.inference_mode()
+        def run3d():
+            return [net3d(clips[i:i + 2]) for i in range(0, clips.shape[0], 2)]
+
+        rates["r3d_18 network"] = best_rate(run3d, clips.shape[0] * 16, args.repeats)
+
+    print(f"{'stage':<22}{'frames/s':>12}{'x real time':>13}")
+    for name, rate in rates.items():
+        print(f"{name:<22}{rate:>12.1f}{rate / 30:>13.1f}")
+    xfeat, e2e = rates["xfeat network"], rates["end-to-end"]
+    print(f"end-to-end / xfeat network alone: {e2e / xfeat:.2f} (target >= 0.75)")
+    if "r3d_18 network" in rates:
+        r3d = rates["r3d_18 network"]
+        print(f"xfeat network / r3d_18: {xfeat / r3d:.2f}")
+        print(f"end-to-end / r3d_18: {e2e / r3d:.2f} (target >= 2)")
+        print(f"end-to-end stride 2 / r3d_18: {rates['end-to-end stride 2'] / r3d:.2f} "
+              "(target >= 4)")
+
+
+if __name__ == "__main__":
+    main()

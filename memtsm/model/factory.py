@@ -1,0 +1,29 @@
+"""Build a scorer from its :class:`ScorerConfig`."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .config import ScorerConfig
+from .mil import MILScorer
+from .scorer import MemTSMScorer
+
+
+def build_scorer(config: ScorerConfig) -> nn.Module:
+    """Instantiate the scorer named by ``config.kind``.
+
+    Args:
+        config: Architecture; ``"memtsm"`` gives :class:`MemTSMScorer`, ``"mil-mlp"`` gives
+            :class:`MILScorer`.
+
+    Returns:
+        A freshly initialised module (parameters drawn from torch's global RNG).
+
+    Raises:
+        ValueError: If ``config`` is not a :class:`ScorerConfig`.
+    """
+    if not isinstance(config, ScorerConfig):
+        raise ValueError(f"config must be a ScorerConfig, got {type(config).__name__}")
+    if config.kind == "memtsm":
+        return MemTSMScorer(config)
+    return MILScorer(config)  # kind is validated by ScorerConfig.__post_init__
