@@ -27,7 +27,7 @@ from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MEMTSM_SHARED_DATA", REPO.parent / "shared" / "data"))
-DEFAULT_VIDEO = SHARED / "ucf_crime" / "videos" / "Normal_Videos_015_x264.mp4"
+DEFAULT_VIDEO = SHARED / "ucf_crime" / "videos" / "Normal_Videos_010_x264.mp4"
 
 
 def best_rate(fn, units: int, repeats: int) -> float:

@@ -67,7 +67,7 @@ def extract(
     layout: str = typer.Option("max128", help="Pooling layout: max128 | mean128 | pyramid640."),
     long_side: int = typer.Option(320, help="Resize frames so the long side is ~this "
                                   "(both sides rounded to multiples of 32)."),
-    batch_size: int = typer.Option(32, help="Frames per XFeat forward pass."),
+    batch_size: int = typer.Option(16, help="Frames per XFeat forward pass."),
     fps: float = typer.Option(30.0, help="Frame rate of folders of frame images."),
     shard_size: str = typer.Option("1GiB", help="Start a new shard past this size."),
     commit_every: float = typer.Option(600.0, help="Also close the open shard after this many "

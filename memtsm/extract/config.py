@@ -105,7 +105,7 @@ class ExtractConfig:
     """``auto`` | ``pyav`` | ``dali`` | ``frames``."""
     device: str = "auto"
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``."""
-    batch_size: int = 32
+    batch_size: int = 16
     """Frames per XFeat forward pass (batched across clips)."""
     frames_fps: float = 30.0
     """Frame rate assumed for folders of images (``--fps``)."""

@@ -197,7 +197,7 @@ def _decode_events(
     want = config.spec.sampled
     for source in sources:
         try:
-            with open_video(source.path, backend, device, config.frames_fps) as decoder:
+            with open_video(source.path, backend, device, config.frames_fps, luma=True) as decoder:
                 yield _Start(source, decoder.info)
                 for batch in decoder.batches(config.batch_size, want):
                     yield _Frames(source, batch)

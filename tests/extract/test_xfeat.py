@@ -111,3 +111,22 @@ def test_frame_stride_sampling():
 ])
 def test_network_size(size, expected):
     assert FeatureSpec().network_size(*size) == expected
+
+
+def test_luma_frames_give_the_features_of_rgb_frames(net, ucf_videos):
+    """The CPU decoders hand over the Y plane; XFeat instance-normalises, so features agree."""
+    from memtsm.extract.decode import open_video
+
+    video = ucf_videos / "Assault018_x264.mp4"
+    with open_video(video, luma=False) as decoder:
+        rgb = next(iter(decoder.batches(8))).frames
+    with open_video(video, luma=True) as decoder:
+        luma = next(iter(decoder.batches(8))).frames
+    assert luma.shape == (8, 240, 320, 1)
+    grey = (rgb.float() @ torch.tensor([0.299, 0.587, 0.114])).unsqueeze(-1)
+    assert (grey - (luma.float() - 16) * 255 / 219).abs().mean() < 2  # limited-range Y
+    spec = FeatureSpec()
+    from_rgb = XFeatDescriptor(net, spec, torch.device("cpu")).describe(rgb)
+    from_luma = XFeatDescriptor(net, spec, torch.device("cpu")).describe(luma)
+    cosine = torch.nn.functional.cosine_similarity(from_rgb, from_luma, dim=1)
+    assert cosine.min() > 0.99

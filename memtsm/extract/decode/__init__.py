@@ -75,8 +75,12 @@ def open_video(
     backend: DecoderBackend | str = DecoderBackend.PYAV,
     device: torch.device | str = "cpu",
     frames_fps: float = 30.0,
+    luma: bool = False,
 ) -> VideoDecoder:
     """Open ``path`` with a concrete backend; a folder is always read as frame images.
+
+    ``luma=True`` asks for ``[N, H, W, 1]`` grey frames where that is cheaper (PyAV, frame
+    folders); DALI always delivers RGB.
 
     Raises:
         DecodeError: the file or folder cannot be opened as a video.
@@ -87,7 +91,7 @@ def open_video(
     if path.is_dir() or backend is DecoderBackend.FRAMES:
         from memtsm.extract.decode.frames import FrameFolderDecoder
 
-        return FrameFolderDecoder(path, fps=frames_fps)
+        return FrameFolderDecoder(path, fps=frames_fps, luma=luma)
     if backend is DecoderBackend.AUTO:
         backend = resolve_backend(backend, device)
     if backend is DecoderBackend.DALI:
@@ -96,4 +100,4 @@ def open_video(
         return DaliDecoder(path, device=device)
     from memtsm.extract.decode.pyav import PyAVDecoder
 
-    return PyAVDecoder(path)
+    return PyAVDecoder(path, luma=luma)

@@ -1,7 +1,7 @@
 """One decoder interface for every backend.
 
-A decoder turns one video (a file, or a folder of frame images) into batches of RGB frames in
-display order, each frame with its exact 0-based index and timestamp. Backends live in sibling
+A decoder turns one video (a file, or a folder of frame images) into batches of RGB (or, when
+asked and the backend can, luma-only) frames in display order, each frame with its exact 0-based index and timestamp. Backends live in sibling
 modules and are imported only when chosen (:func:`memtsm.extract.decode.open_video`), so DALI is
 never imported unless it is used.
 """
@@ -51,7 +51,8 @@ class FrameBatch:
     """Consecutive sampled frames of one video.
 
     Attributes:
-        frames: ``uint8 [N, H, W, 3]`` RGB frames on the decoder's device.
+        frames: ``uint8 [N, H, W, C]`` on the decoder's device: ``C = 3`` RGB, or ``C = 1``
+            luma (the Y plane, for backends opened with ``luma=True``).
         indices: ``int64 [N]`` 0-based display-order frame indices (CPU).
         timestamps: ``float64 [N]`` presentation times in seconds (CPU).
     """

@@ -38,8 +38,9 @@ class FrameFolderDecoder(VideoDecoder):
 
     backend = "frames"
 
-    def __init__(self, path: Path, fps: float = 30.0) -> None:
+    def __init__(self, path: Path, fps: float = 30.0, luma: bool = False) -> None:
         super().__init__(path)
+        self.luma = luma
         if not self.path.is_dir():
             raise DecodeError(self.path, "not a folder of frames")
         self._files = image_files(self.path)
@@ -63,13 +64,15 @@ class FrameFolderDecoder(VideoDecoder):
     def _open(self, file: Path) -> np.ndarray:
         try:
             with Image.open(file) as image:
+                if self.luma:
+                    return np.asarray(image.convert("L"))[:, :, None]
                 return np.asarray(image.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
             raise DecodeError(file, f"unreadable image ({exc})") from exc
 
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
         """Yield wanted frames in natural file order (see :meth:`VideoDecoder.batches`)."""
-        size = (self._info.height, self._info.width, 3)
+        size = (self._info.height, self._info.width, 1 if self.luma else 3)
         frames: list[np.ndarray] = []
         indices: list[int] = []
         for index, file in enumerate(self._files):

@@ -26,13 +26,16 @@ class PyAVDecoder(VideoDecoder):
     """Decode a video file on the CPU with FFmpeg's own frame threading.
 
     Frames come out in display order (FFmpeg reorders B-frames); the frame count is the number of
-    frames actually decoded, whatever the header claims.
+    frames actually decoded, whatever the header claims. With ``luma=True`` frames are the Y
+    plane ``[H, W, 1]``, read straight from the decoder's buffer: for 8-bit YUV video this skips
+    the YUV->RGB conversion, which costs 3x more than decoding itself at 320x240.
     """
 
     backend = "pyav"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, luma: bool = False) -> None:
         super().__init__(path)
+        self.luma = luma
         if not self.path.is_file():
             raise DecodeError(self.path, "no such file")
         if self.path.stat().st_size == 0:
@@ -80,7 +83,7 @@ class PyAVDecoder(VideoDecoder):
         try:
             for frame in self._container.decode(self._stream):
                 if want(index):
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(_luma(frame) if self.luma else frame.to_ndarray(format="rgb24"))
                     indices.append(index)
                     stamps.append(_frame_time(frame.pts, frame.time_base, index, fps))
                     if len(frames) == batch_size:
@@ -98,6 +101,19 @@ class PyAVDecoder(VideoDecoder):
     def close(self) -> None:
         """Close the container."""
         self._container.close()
+
+
+_YUV8_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                           "nv12", "nv21", "gray"})
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """``uint8 [H, W, 1]``: the Y plane of 8-bit YUV frames, else a converted grey image."""
+    if frame.format.name in _YUV8_FORMATS:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width, None].copy()
+    return frame.to_ndarray(format="gray")[:, :, None]
 
 
 def _frame_time(pts: int | None, time_base: Fraction | None, index: int, fps: float) -> float:
