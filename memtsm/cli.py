@@ -8,6 +8,7 @@ error, 130 interrupted.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from pathlib import Path
@@ -142,6 +143,52 @@ def features_info(
             label = "?" if entry.label is None else entry.label
             typer.echo(f"  {entry.video_id}\tclips={entry.num_clips}\tframes={entry.num_frames}"
                        f"\tlabel={label}\tclass={entry.class_name}\t{entry.shard}")
+
+
+class FeatureFormat(str, enum.Enum):
+    """``--format`` of ``memtsm import-features``."""
+
+    SULTANI_TXT = "sultani-txt"
+    CSV = "csv"
+    NPY = "npy"
+
+
+class Normalization(str, enum.Enum):
+    """``--normalize`` of ``memtsm import-features``."""
+
+    NONE = "none"
+    L2 = "l2"
+
+
+@app.command("import-features")
+def import_features(
+    inputs: list[Path] = typer.Argument(..., help="Feature files or folders (recursive)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature store directory."),
+    fmt: FeatureFormat = typer.Option(..., "--format", help="Input format."),
+    frame_counts: Optional[Path] = typer.Option(None, help="'Class/Name.mp4 n_frames ...' file "
+                                                "(UCF-Crime meta/*_Annotation.txt)."),
+    normalize: Normalization = typer.Option(Normalization.NONE, help="Per-segment scaling."),
+    labels: Optional[Path] = typer.Option(None, help="CSV 'video,label[,class]' overrides."),
+    clip_len: int = typer.Option(16, help="Frames per clip of the original extractor."),
+    feature_name: str = typer.Option("c3d", help="What the features are (c3d, i3d, ...): stores "
+                                     "of one name can be trained and evaluated together."),
+) -> None:
+    """Bring pre-extracted C3D/I3D features (Sultani txt, CSV, NumPy) into a feature store."""
+    _setup_logging(False)
+    from memtsm.extract.store import StoreError
+    from memtsm.pipeline.import_features import import_features as run_import
+
+    try:
+        summary = run_import(inputs, out, fmt.value, frame_counts=frame_counts,
+                             normalize=normalize.value, labels_csv=labels, clip_len=clip_len,
+                             feature_name=feature_name)
+    except (FileNotFoundError, ValueError, StoreError) as exc:
+        raise _usage_error(str(exc)) from None
+    typer.echo(f"imported {len(summary.imported)} videos, skipped {len(summary.skipped)} already "
+               f"stored, failed {len(summary.failures)} -> {out}", err=True)
+    for failure in summary.failures:
+        typer.echo(f"  failed: {failure.source}: {failure.error}", err=True)
+    raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)
 
 
 def main() -> None:

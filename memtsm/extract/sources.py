@@ -46,6 +46,12 @@ class VideoLabel:
     class_name: str = ""
 
 
+def strip_video_suffix(name: str) -> str:
+    """Drop a known video extension (``a/x.mp4`` -> ``a/x``); other dots are kept."""
+    suffix = PurePosixPath(name).suffix
+    return name[: -len(suffix)] if suffix and suffix.lower() in VIDEO_SUFFIXES else name
+
+
 def _holds_images(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
 
@@ -136,7 +142,11 @@ def read_labels_csv(path: Path) -> dict[str, VideoLabel]:
                 raise ValueError(f"{path}:{line_no}: label must be 0 or 1, got {label_text!r}")
             if not video:
                 raise ValueError(f"{path}:{line_no}: empty video name")
-            key = str(PurePosixPath(video.replace("\\", "/")).with_suffix(""))
+            key = strip_video_suffix(video.replace("\\", "/"))
+            try:
+                validate_video_id(key)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line_no}: {exc}") from None
             if key in labels:
                 raise ValueError(f"{path}:{line_no}: video {video!r} is listed twice")
             class_name = row[2].strip() if len(row) == 3 else ""

@@ -378,7 +378,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureFormat,
                     frame_counts: Path | str | None = None, normalize: Normalize = "none",
                     labels_csv: Path | str | None = None, clip_len: int = CLIP_FRAMES,
-                    feature_dim: int | None = None) -> ImportSummary:
+                    feature_dim: int | None = None,
+                    feature_name: str = "c3d") -> ImportSummary:
     """Import feature files into a feature store (resumable: stored ids are skipped).
 
     One bad file is reported (in the summary and as a ``{"video_id", "source", "error"}`` line
@@ -396,6 +397,11 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
         labels_csv: ``video,label[,class]`` overrides of the label rule.
         clip_len: frames per clip of the original extractor (C3D: 16).
         feature_dim: expected ``D``; by default the store's, else the first readable file's.
+        feature_name: what the features are (``c3d``, ``i3d``...). With ``normalize`` and
+            ``clip_len`` it is the store's identity (layout ``imported:<name>``), so features of
+            one kind imported from different file formats (e.g. Sultani txt for the test set,
+            CSV for the training set) can be trained and evaluated together; the file format is
+            recorded as provenance.
 
     Returns:
         Imported, skipped and failed ids.
@@ -420,6 +426,7 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
         "inputs": [str(Path(p).resolve()) for p in inputs],
         "out": str(out.resolve()),
         "format": fmt,
+        "feature_name": feature_name,
         "frame_counts": str(Path(frame_counts).resolve()) if frame_counts is not None else None,
         "normalize": normalize,
         "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None,
@@ -434,8 +441,9 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
     provenance = {"memtsm_version": __version__, "import": config}
 
     def identity(feature_dim: int) -> dict[str, Any]:
-        return {"feature_dim": feature_dim, "layout": f"imported-{fmt}", "dtype": "float32",
-                "feature_spec": {"source_format": fmt, "normalize": normalize,
+        return {"feature_dim": feature_dim, "layout": f"imported:{feature_name}",
+                "dtype": "float32",
+                "feature_spec": {"feature_name": feature_name, "normalize": normalize,
                                  "clip_len": clip_len}}
 
     imported: list[str] = []

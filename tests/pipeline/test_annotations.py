@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memtsm.extract.sources import read_labels_csv
@@ -396,15 +396,9 @@ def test_csv_rows_raise_or_mean_what_they_say(index: int, start: int, end: int,
 @_PROPERTY
 @given(index=st.integers(1, 4), line=_LINE_TEXT)
 def test_labels_csv_garbage_lines(index: int, line: str) -> None:
-    # read_labels_csv (memtsm.extract.sources) lets ValueError escape without file:line for a
-    # video name with an empty last component ("." or "/"), see the xfail below.
-    first = line.split(",")[0].strip().replace("\\", "/")
-    assume(not first or PurePosixPath(first).name)
     _check_garbage(read_labels_csv, LABELS_BASE, index, line, ".csv")
 
 
-@pytest.mark.xfail(strict=True, reason="memtsm.extract.sources.read_labels_csv: a name like '.' "
-                   "raises ValueError without file and line")
 def test_labels_csv_empty_name_names_line(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("video,label\nA001,1\n.,1\n")

@@ -56,10 +56,11 @@ def test_sultani_features_imported(sultani_store: Path, ucf: Path) -> None:
     counts = read_frame_counts(ucf / "meta" / "Test_Annotation.txt")
     store = FeatureStore(sultani_store)
     assert len(store) == 10 and store.feature_dim == 4096
-    assert store.identity == {"feature_dim": 4096, "layout": "imported-sultani-txt",
+    assert store.identity == {"feature_dim": 4096, "layout": "imported:c3d",
                               "dtype": "float32",
-                              "feature_spec": {"source_format": "sultani-txt",
+                              "feature_spec": {"feature_name": "c3d",
                                                "normalize": "none", "clip_len": 16}}
+    assert store.meta["provenance"]["import"]["format"] == "sultani-txt"
     assert store.meta["provenance"]["memtsm_version"] == __version__
     for record in store:
         raw = read_sultani_txt(ucf / "c3d_sultani" / f"{record.video_id}.txt")
@@ -133,7 +134,7 @@ def test_vantage_csv_import(ucf: Path, tmp_path: Path) -> None:
     assert sorted(summary.imported) == sorted(r.removesuffix(".csv.gz") for r in VANTAGE)
     counts = read_frame_counts(counts_file)
     store = FeatureStore(tmp_path / "store")
-    assert store.identity["layout"] == "imported-csv"
+    assert store.identity["layout"] == "imported:c3d"
     assert store.identity["feature_spec"]["normalize"] == "l2"
     for record in store:
         name = record.video_id.rsplit("/", 1)[-1]
