@@ -77,6 +77,8 @@ def extract(
                                                  "$MEMTSM_XFEAT_WEIGHTS, cache, download)."),
     labels: Optional[Path] = typer.Option(None, help="CSV 'video,label[,class]' overriding the "
                                           "UCF-Crime path rule."),
+    video_list: Optional[Path] = typer.Option(None, help="Only these videos: one path per line, "
+                                              "relative to INPUT (UCF-Crime Anomaly_Train.txt)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
 ) -> None:
     """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5."""
@@ -93,7 +95,8 @@ def extract(
             decoder=decoder.value, device=device, batch_size=batch_size, frames_fps=fps,
             shard_bytes=parse_size(shard_size), commit_seconds=commit_every,
             xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
-            labels_csv=str(labels) if labels else None)
+            labels_csv=str(labels) if labels else None,
+            video_list=str(video_list) if video_list else None)
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     try:

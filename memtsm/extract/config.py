@@ -119,6 +119,10 @@ class ExtractConfig:
     :mod:`memtsm.extract.weights`."""
     labels_csv: str | None = None
     """``video,label[,class]`` file overriding the path-based label rule (``--labels``)."""
+    video_list: str | None = None
+    """Only the videos listed in this file (paths relative to the input folder, one per line,
+    like UCF-Crime's ``Anomaly_Train.txt``); listed videos that are not found are failures
+    (``--video-list``)."""
 
     def __post_init__(self) -> None:
         if self.decoder not in {b.value for b in DecoderBackend}:

@@ -34,6 +34,7 @@ from memtsm.extract.sources import (
     VideoSource,
     discover_videos,
     read_labels_csv,
+    read_video_list,
     resolve_label,
 )
 from memtsm.extract.store import FAILURES_NAME, FeatureStoreWriter, VideoRecord
@@ -228,6 +229,12 @@ def extract(
     progress = progress or SilentProgress()
     out = Path(out)
     sources = discover_videos([Path(p) for p in inputs])
+    unlisted: list[str] = []
+    if config.video_list:
+        listed = read_video_list(Path(config.video_list))
+        found = {s.video_id for s in sources}
+        unlisted = [video_id for video_id in listed if video_id not in found]
+        sources = [s for s in sources if s.video_id in set(listed)]
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
     overrides = read_labels_csv(Path(config.labels_csv)) if config.labels_csv else None
@@ -246,6 +253,10 @@ def extract(
         todo = [s for s in sources if s.video_id not in done]
         summary.skipped = [s.video_id for s in sources if s.video_id in done]
         failures = _FailureLog(out / FAILURES_NAME, summary, progress)
+        for video_id in unlisted:
+            failures.add(VideoSource(video_id, Path(video_id), False),
+                         f"{config.video_list}: {video_id} is listed but was not found under "
+                         f"{', '.join(map(str, inputs))}")
         progress.start(len(todo), sum(_header_frames(s, config) for s in todo), "frames")
         prefetcher = _Prefetcher(_decode_events(todo, config, backend, device), PREFETCH_BATCHES)
         try:

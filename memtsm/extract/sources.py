@@ -109,6 +109,25 @@ def _walk(root: Path):
         yield Path(folder), subdirs, files
 
 
+def read_video_list(path: Path) -> list[str]:
+    """Video ids from a list file, one path per line (``Abuse/Abuse001_x264.mp4``), as in
+    UCF-Crime's ``Anomaly_Train.txt`` / ``Anomaly_Test.txt``; blank and ``#`` lines are skipped.
+
+    Raises:
+        ValueError: an unsafe path, naming the file and line.
+    """
+    ids = []
+    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        name = line.strip().replace("\\", "/")
+        if not name or name.startswith("#"):
+            continue
+        try:
+            ids.append(validate_video_id(strip_video_suffix(name)))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line_no}: {exc}") from None
+    return ids
+
+
 def infer_label(video_id: str) -> VideoLabel:
     """Label by the UCF-Crime path convention (see the module docstring)."""
     parts = PurePosixPath(video_id).parts

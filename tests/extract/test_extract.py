@@ -158,3 +158,15 @@ def test_sigkill_mid_run_then_rerun_stores_every_video_once(tmp_path):
     assert subprocess.run(cmd, env=os.environ.copy()).returncode == 0
     ids = FeatureStore(out).video_ids
     assert sorted(ids) == [f"Normal_{i}" for i in range(6)]
+
+
+def test_video_list_selects_videos_and_reports_missing_ones(video_tree, tmp_path):
+    listing = tmp_path / "Anomaly_Train.txt"
+    listing.write_text("Assault/Assault001_x264.mp4\nFighting/x.mp4\nFighting/missing.mp4\n")
+    out = tmp_path / "features"
+    result = run_cli("extract", video_tree, "--out", out, "--video-list", listing, *SMALL)
+    assert result.exit_code == 1
+    assert FeatureStore(out).video_ids == ["Assault/Assault001_x264", "Fighting/x"]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["video_id"] for f in failures] == ["Fighting/missing"]
+    assert "listed but was not found" in failures[0]["error"]
