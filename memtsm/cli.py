@@ -194,6 +194,136 @@ def import_features(
     raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)
 
 
+class ModelName(str, enum.Enum):
+    """``--model`` of ``memtsm train``."""
+
+    MEMTSM = "memtsm"
+    MIL_MLP = "mil-mlp"
+
+
+@app.command()
+def train(
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Feature store(s) with "
+                                        "labelled training videos (repeat the flag for more)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config; flags given on "
+                                          "the command line override it."),
+    model: Optional[ModelName] = typer.Option(None, help="memtsm (default) | mil-mlp baseline."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs [20]."),
+    batch_size: Optional[int] = typer.Option(None, help="Bags per batch, half normal and half "
+                                             "anomalous [16]."),
+    lr: Optional[float] = typer.Option(None, help="Peak AdamW learning rate [1e-4]."),
+    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay [0.1]."),
+    grad_clip: Optional[float] = typer.Option(None, help="Gradient-norm clip [1.0]."),
+    seed: Optional[int] = typer.Option(None, help="Seed of split, sampler and weights [0]."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [auto]."),
+    val_fraction: Optional[float] = typer.Option(None, help="Validation share of each class, "
+                                                 "for checkpoint and threshold choice [0.2]."),
+    num_segments: Optional[int] = typer.Option(None, help="Segments per training bag [32]."),
+    n_div: Optional[int] = typer.Option(None, help="TSM shift: 1/n_div of channels each way [8]."),
+    mem_size: Optional[int] = typer.Option(None, help="Memory slots [100]."),
+    channels: Optional[int] = typer.Option(None, help="Trunk width C [512]."),
+    num_blocks: Optional[int] = typer.Option(None, help="Temporal-shift blocks [2]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
+) -> None:
+    """Train the MemTSM scorer (or the MIL baseline) with video-level labels."""
+    _setup_logging(quiet)
+    from memtsm.pipeline.config import TrainConfig
+    from memtsm.pipeline.train import train as run_train
+
+    scorer = {k: v for k, v in {"n_div": n_div, "mem_size": mem_size, "channels": channels,
+                                 "num_blocks": num_blocks}.items() if v is not None}
+    overrides = {
+        "features": tuple(str(p) for p in features), "out": str(out),
+        "model": model.value if model else None, "epochs": epochs, "batch_size": batch_size,
+        "lr": lr, "weight_decay": weight_decay, "grad_clip": grad_clip, "seed": seed,
+        "device": device, "val_fraction": val_fraction, "num_segments": num_segments,
+        "scorer": scorer or None, "resume": resume or None,
+    }
+    try:
+        train_config = TrainConfig.from_yaml(config, overrides)
+        result = run_train(train_config, _progress(quiet, "epochs"))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: rerun with --resume to continue from {out}/last.pt", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise _usage_error(str(exc)) from None
+    auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
+    threshold = "n/a" if result.threshold is None else f"{result.threshold:.4f}"
+    typer.echo(f"best epoch {result.best_epoch}: validation video AUC {auc}, threshold "
+               f"{threshold} -> {result.best_checkpoint}", err=True)
+
+
+class AnnotationFormat(str, enum.Enum):
+    """``--annotation-format`` of ``memtsm evaluate``."""
+
+    AUTO = "auto"
+    UCF_CRIME = "ucf-crime"
+    UCSD = "ucsd"
+    CSV = "csv"
+
+
+@app.command()
+def evaluate(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A best.pt from train."),
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Feature store(s) of the "
+                                        "test videos."),
+    annotations: Path = typer.Option(..., "--annotations", "-a", help="Frame annotations: "
+                                     "UCF-Crime temporal file, UCSD .m, or CSV video,start,end."),
+    annotation_format: AnnotationFormat = typer.Option(AnnotationFormat.AUTO),
+    frame_counts: Optional[Path] = typer.Option(None, help="'Class/Name.mp4 n_frames' file to "
+                                                "clip annotation ends (else stored counts)."),
+    ucsd_names: str = typer.Option("{:02d}", help="Store ids of the videos of a UCSD .m file, "
+                                   "in order ('{:02d}' -> 01, 02, ...)."),
+    segments: Optional[int] = typer.Option(None, help="Score S resampled segments, as in "
+                                           "training, instead of every clip."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every metric and "
+                                            "per-video scores here."),
+    plot_curves: Optional[Path] = typer.Option(None, help="Write roc.png and pr.png here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Frame-level ROC-AUC, PR-AUC and F1 of a checkpoint on annotated test videos."""
+    _setup_logging(quiet)
+    from memtsm.pipeline.evaluate import EvalConfig
+    from memtsm.pipeline.evaluate import evaluate as run_evaluate
+
+    try:
+        eval_config = EvalConfig(
+            checkpoint=str(checkpoint), features=tuple(str(p) for p in features),
+            annotations=str(annotations), annotation_format=annotation_format.value,
+            frame_counts=str(frame_counts) if frame_counts else None,
+            ucsd_name_format=ucsd_names, segments=segments, device=device)
+        result = run_evaluate(eval_config, _progress(quiet))
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise _usage_error(str(exc)) from None
+    metrics = result.metrics
+
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    typer.echo(f"videos {metrics.n_videos}  frames {metrics.n_frames}  anomalous frames "
+               f"{metrics.n_anomalous_frames}")
+    typer.echo(f"frame ROC-AUC {show(metrics.roc_auc)}  PR-AUC (average precision) "
+               f"{show(metrics.pr_auc)}  PR-AUC (trapezoidal) {show(metrics.pr_auc_trapz)}")
+    typer.echo(f"at threshold {metrics.threshold:.4f} ({result.threshold_source}): F1 "
+               f"{show(metrics.f1)}  precision {show(metrics.precision)}  recall "
+               f"{show(metrics.recall)}")
+    typer.echo(f"ROC-AUC over anomalous videos only {show(metrics.anomalous_video_auc)}")
+    for name, value in sorted((metrics.per_class_auc or {}).items()):
+        typer.echo(f"  {name:<16} ROC-AUC {show(value)}")
+    for message in metrics.messages:
+        typer.echo(f"note: {message}", err=True)
+    if result.annotated_but_missing:
+        typer.echo(f"note: {len(result.annotated_but_missing)} annotated videos are not in the "
+                   f"stores (e.g. {result.annotated_but_missing[0]})", err=True)
+    if json_out:
+        result.write_json(json_out)
+    if plot_curves:
+        result.plot_curves(plot_curves)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
