@@ -209,6 +209,48 @@ def _decode_events(
             yield _Error(source, f"{source.path}: {type(exc).__name__}: {exc}")
 
 
+class FeatureExtractor:
+    """Decoder + XFeat for one :class:`ExtractConfig`: videos in, clip features out.
+
+    Resolves the device (``auto`` is logged), the decoder backend and the verified weights once;
+    :meth:`iter_features` then streams any number of videos, decoding in a background thread.
+    """
+
+    def __init__(self, config: ExtractConfig) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.backend = (DecoderBackend.FRAMES if config.decoder == DecoderBackend.FRAMES.value
+                        else resolve_backend(config.decoder, self.device))
+        weights = resolve_weights(config.xfeat_weights)
+        self.weights_sha256 = sha256_of(weights)
+        self.descriptor = XFeatDescriptor.from_weights(weights, config.spec, self.device)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Store identity of the features this extractor produces."""
+        return store_identity(self.config, self.descriptor.dim, self.weights_sha256)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Versions and configuration, recorded next to the features."""
+        return provenance(self.config, self.device, self.backend.value)
+
+    def iter_features(
+        self,
+        sources: Sequence[VideoSource],
+        overrides: dict | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[VideoSource, VideoRecord | str]]:
+        """Yield ``(source, record)`` per video in order, or ``(source, error message)``."""
+        events = _decode_events(sources, self.config, self.backend, self.device)
+        prefetcher = _Prefetcher(events, PREFETCH_BATCHES)
+        try:
+            yield from _assemble(prefetcher, self.config, self.descriptor, overrides,
+                                 progress or SilentProgress())
+        finally:
+            prefetcher.close()
+
+
 def extract(
     inputs: Sequence[Path | str],
     out: Path | str,
@@ -238,16 +280,11 @@ def extract(
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
     overrides = read_labels_csv(Path(config.labels_csv)) if config.labels_csv else None
-    device = resolve_device(config.device)
-    backend = (DecoderBackend.FRAMES if config.decoder == DecoderBackend.FRAMES.value
-               else resolve_backend(config.decoder, device))
-    weights = resolve_weights(config.xfeat_weights)
-    descriptor = XFeatDescriptor.from_weights(weights, config.spec, device)
-    summary = ExtractSummary(decoder=backend.value, device=str(device))
-    identity = store_identity(config, descriptor.dim, sha256_of(weights))
+    extractor = FeatureExtractor(config)
+    summary = ExtractSummary(decoder=extractor.backend.value, device=str(extractor.device))
     started = time.perf_counter()
-    with FeatureStoreWriter(out, identity, provenance(config, device, backend.value),
-                            config.shard_bytes, config.commit_seconds, shard_prefix) as writer:
+    with FeatureStoreWriter(out, extractor.identity, extractor.provenance, config.shard_bytes,
+                            config.commit_seconds, shard_prefix) as writer:
         config.write(out / EXTRACT_CONFIG_NAME)
         done = writer.done_ids
         todo = [s for s in sources if s.video_id not in done]
@@ -257,10 +294,9 @@ def extract(
             failures.add(VideoSource(video_id, Path(video_id), False),
                          f"{config.video_list}: {video_id} is listed but was not found under "
                          f"{', '.join(map(str, inputs))}")
-        progress.start(len(todo), sum(_header_frames(s, config) for s in todo), "frames")
-        prefetcher = _Prefetcher(_decode_events(todo, config, backend, device), PREFETCH_BATCHES)
+        progress.start(len(todo), sum(_header_frames(s) for s in todo), "frames")
         try:
-            for source, result in _assemble(prefetcher, config, descriptor, overrides, progress):
+            for source, result in extractor.iter_features(todo, overrides, progress):
                 if isinstance(result, str):
                     failures.add(source, result)
                     continue
@@ -273,7 +309,6 @@ def extract(
                 summary.stored.append(source.video_id)
                 progress.item_done(source.video_id, True)
         finally:
-            prefetcher.close()
             progress.close()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -297,7 +332,7 @@ class _FailureLog:
         self.progress.item_done(source.video_id, False, message)
 
 
-def _header_frames(source: VideoSource, config: ExtractConfig) -> int:
+def _header_frames(source: VideoSource) -> int:
     """Cheap frame-count estimate for the progress bar (0 when unknown)."""
     if source.is_frame_folder:
         return 0

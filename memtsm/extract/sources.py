@@ -110,8 +110,10 @@ def _walk(root: Path):
 
 
 def read_video_list(path: Path) -> list[str]:
-    """Video ids from a list file, one path per line (``Abuse/Abuse001_x264.mp4``), as in
-    UCF-Crime's ``Anomaly_Train.txt`` / ``Anomaly_Test.txt``; blank and ``#`` lines are skipped.
+    """Video ids from a list file, one path per line (``Abuse/Abuse001_x264.mp4``).
+
+    This is the format of UCF-Crime's ``Anomaly_Train.txt`` / ``Anomaly_Test.txt``; blank and
+    ``#`` lines are skipped.
 
     Raises:
         ValueError: an unsafe path, naming the file and line.

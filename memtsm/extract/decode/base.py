@@ -1,9 +1,9 @@
 """One decoder interface for every backend.
 
 A decoder turns one video (a file, or a folder of frame images) into batches of RGB (or, when
-asked and the backend can, luma-only) frames in display order, each frame with its exact 0-based index and timestamp. Backends live in sibling
-modules and are imported only when chosen (:func:`memtsm.extract.decode.open_video`), so DALI is
-never imported unless it is used.
+asked and the backend can, luma-only) frames in display order, each frame with its exact 0-based
+index and timestamp. Backends live in sibling modules and are imported only when chosen
+(:func:`memtsm.extract.decode.open_video`), so DALI is never imported unless it is used.
 """
 
 from __future__ import annotations
