@@ -247,7 +247,7 @@ def train(
     except KeyboardInterrupt:
         typer.echo(f"interrupted: rerun with --resume to continue from {out}/last.pt", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise _usage_error(str(exc)) from None
     auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
     threshold = "n/a" if result.threshold is None else f"{result.threshold:.4f}"

@@ -1,0 +1,492 @@
+"""Train a segment scorer on weakly-labelled feature stores: ``train(TrainConfig) -> TrainResult``.
+
+One loop serves both models: ``memtsm`` is trained with :func:`memtsm.model.memtsm_loss` (focal
+on top-k video scores + memory reconstruction + slot diversity), ``mil-mlp`` with
+:func:`memtsm.model.mil_loss` (Sultani et al. ranking, smoothness and sparsity at their paper
+weights). Bags are resampled to ``num_segments`` segments and drawn by the balanced sampler of
+:mod:`memtsm.pipeline.data` (half normal, half anomalous per batch).
+
+Optimisation: AdamW (``lr``, ``weight_decay``; as in nanoGPT, decay applies to matrices only,
+never to biases or LayerNorm gains), a cosine schedule from ``lr`` to 0 over all
+``epochs x steps_per_epoch`` steps, stepped after every batch, and gradient-norm clipping.
+
+Validation, after every epoch, on the held-out (stratified) videos, each resampled like the
+training bags: video score = mean of the top-``loss.topk`` segment scores; ROC-AUC and PR-AUC
+(average precision) of those against the video labels; the validation loss (same objective,
+eval mode). The *decision threshold* is the F1-maximising threshold on the validation video
+scores (:func:`f1_threshold`). Validation has only video-level labels, so this is the honest
+choice: it is learnt from data the model did not train on, and the test set never influences
+the weights, the selected epoch or the threshold.
+
+Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
+earlier epoch. It is saved as ``best.pt`` (with its threshold); ``last.pt`` holds the latest
+epoch plus what ``--resume`` needs (optimizer, scheduler, torch RNG state, best so far, metric
+history). The batches of an epoch depend only on ``(seed, epoch)``, so a resumed run reproduces
+the uninterrupted one exactly on the same device.
+
+Run directory::
+
+    config.yaml     the resolved TrainConfig (absolute paths)
+    metrics.jsonl   one JSON object per epoch (see :data:`LOSS_TERMS` and :func:`train`)
+    last.pt, best.pt
+    curves.png      loss terms and train/val AUC, PR-AUC per epoch (written at the end)
+
+Determinism: weights, split, sampler and dropout are all seeded from ``seed``; training runs
+inside ``torch.random.fork_rng`` so the caller's global RNG is left untouched. Two runs with the
+same config on the CPU give identical metrics and weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from memtsm.model import (
+    LossTerms,
+    ScorerOutput,
+    build_scorer,
+    memtsm_loss,
+    mil_loss,
+    topk_video_score,
+)
+from memtsm.progress import Progress, SilentProgress
+
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    TrainingState,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .config import TrainConfig
+from .data import (
+    ANOMALOUS,
+    NORMAL,
+    BagDataset,
+    BalancedBatchSampler,
+    DataError,
+    load_bags,
+    stratified_split,
+)
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.yaml"
+METRICS_NAME = "metrics.jsonl"
+LAST_NAME = "last.pt"
+BEST_NAME = "best.pt"
+CURVES_NAME = "curves.png"
+#: Every loss term, logged as ``loss_<term>`` (unweighted; ``loss_total`` is the optimised sum).
+LOSS_TERMS = LossTerms._fields
+#: Bags per forward pass when scoring the train / validation sets.
+EVAL_CHUNK = 256
+#: Config fields that may differ between a run and its ``--resume``.
+RESUME_MAY_DIFFER = ("resume", "device")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        run_dir: The run directory.
+        best_epoch: 1-based epoch saved as ``best.pt``.
+        best_val_auc: Its validation ROC-AUC.
+        threshold: Its decision threshold (F1-maximising on validation video scores).
+        metrics: One dict per epoch (the lines of ``metrics.jsonl``).
+        device: Device the run used.
+    """
+
+    run_dir: Path
+    best_epoch: int
+    best_val_auc: float | None
+    threshold: float | None
+    metrics: tuple[dict[str, Any], ...]
+    device: str
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """``run_dir / best.pt``."""
+        return self.run_dir / BEST_NAME
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """``run_dir / last.pt``."""
+        return self.run_dir / LAST_NAME
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu (logged); ``cuda`` without a GPU is an error.
+
+    Raises:
+        RuntimeError: CUDA requested but not available.
+    """
+    if name == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        logger.info("device auto -> %s", device)
+        return device
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} requested but CUDA is not available")
+    return device
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The F1-maximising decision threshold of video scores (anomalous iff ``score >= t``).
+
+    Among the thresholds that split the sorted scores, take the one with the highest F1 (ties:
+    the lowest such threshold, i.e. the higher recall). It is returned as the midpoint between
+    the lowest score flagged and the highest score not flagged, so the validation decisions are
+    unchanged and the margin to both sides is equal; when every video is flagged it is the lowest
+    score.
+
+    Args:
+        scores: ``[N]`` video scores.
+        labels: ``[N]`` 0/1 labels with at least one positive.
+
+    Returns:
+        ``(threshold, f1)``.
+
+    Raises:
+        ValueError: No positive label.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    if labels.sum() == 0:
+        raise ValueError("the F1 threshold needs at least one anomalous video")
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    denom = precision[:-1] + recall[:-1]
+    f1 = np.where(denom > 0, 2 * precision[:-1] * recall[:-1] / np.maximum(denom, 1e-300), 0.0)
+    best = int(np.argmax(f1))
+    lowest_flagged = float(thresholds[best])
+    below = scores[scores < lowest_flagged]
+    threshold = (lowest_flagged + float(below.max())) / 2 if below.size else lowest_flagged
+    return threshold, float(f1[best])
+
+
+def _auc_ap(video_scores: np.ndarray, labels: np.ndarray) -> tuple[float | None, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return None, None
+    return (float(roc_auc_score(labels, video_scores)),
+            float(average_precision_score(labels, video_scores)))
+
+
+def _is_better(auc: float | None, loss: float, best_auc: float | None,
+               best_loss: float | None, best_epoch: int) -> bool:
+    """Higher val ROC-AUC wins; equal AUC -> lower val loss; equal both -> keep the earlier."""
+    if best_epoch == 0:
+        return True
+    a = -math.inf if auc is None else auc
+    b = -math.inf if best_auc is None else best_auc
+    if a != b:
+        return a > b
+    return best_loss is None or loss < best_loss
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput,
+               labels: Tensor) -> tuple[Tensor, LossTerms]:
+    if config.model == "mil-mlp":
+        return mil_loss(output, None, labels)
+    return memtsm_loss(output, None, labels, config.loss, model.regularizer())
+
+
+@torch.no_grad()
+def _forward_all(model: nn.Module, segments: Tensor, indices: np.ndarray,
+                 device: torch.device) -> ScorerOutput:
+    """Eval-mode outputs for ``segments[indices]``, in chunks, concatenated along the batch."""
+    model.eval()
+    parts = [model(segments[torch.as_tensor(indices[i:i + EVAL_CHUNK])].to(device))
+             for i in range(0, len(indices), EVAL_CHUNK)]
+    return ScorerOutput(*(torch.cat(field, dim=0) for field in zip(*parts)))
+
+
+def _evaluate(model: nn.Module, config: TrainConfig, data: BagDataset, indices: np.ndarray,
+              device: torch.device, with_loss: bool) -> dict[str, Any]:
+    output = _forward_all(model, data.segments, indices, device)
+    labels = data.labels[torch.as_tensor(indices)].to(device)
+    video = topk_video_score(output.scores, None, config.loss.topk).cpu().numpy()
+    y = labels.cpu().numpy()
+    auc, ap = _auc_ap(video, y)
+    result: dict[str, Any] = {"auc": auc, "ap": ap, "video_scores": video, "labels": y}
+    if with_loss:
+        with torch.no_grad():
+            total, _ = _objective(model, config, output, labels.to(output.scores.dtype))
+        result["loss"] = float(total)
+    return result
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _check_resume(config: TrainConfig, ckpt: Checkpoint, path: Path) -> TrainingState:
+    if ckpt.train_config is None or ckpt.training_state is None:
+        raise CheckpointError(f"{path} has no training state; it cannot be resumed")
+    mine = config.to_dict()
+    theirs = ckpt.train_config.to_dict()
+    diffs = [f"{key}: run has {theirs.get(key)!r}, now {mine.get(key)!r}"
+             for key in sorted(set(mine) | set(theirs))
+             if key not in RESUME_MAY_DIFFER and mine.get(key) != theirs.get(key)]
+    if diffs:
+        raise ValueError(f"--resume needs the same config as the run in {config.out}; "
+                         f"differences: {'; '.join(diffs)}")
+    return ckpt.training_state
+
+
+def _write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+
+
+def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Train a scorer; write the run directory; return the best epoch and its threshold.
+
+    Each line of ``metrics.jsonl`` holds: ``epoch`` (1-based), ``steps``, ``loss_<term>`` for
+    every :class:`LossTerms` field (mean over the epoch's batches, train mode), ``train_auc``
+    (video-level ROC-AUC on the training videos, eval mode), ``val_loss``, ``val_auc`` (ROC-AUC),
+    ``val_ap`` (PR-AUC), ``val_f1`` and ``threshold`` (F1-maximising), ``lr`` (at the epoch's
+    first step) and ``seconds``.
+
+    Args:
+        config: The run; ``config.resume`` continues ``out/last.pt``.
+        progress: Reports epochs (items) and optimisation steps (units).
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        DataError: Unusable stores (see :func:`memtsm.pipeline.data.load_bags`) or too few
+            videos of a class to validate.
+        FileExistsError: ``out`` already holds a run and ``resume`` is False.
+        FileNotFoundError: ``resume`` without ``out/last.pt``.
+        ValueError: ``resume`` with a different config or other feature stores.
+        RuntimeError: ``--device cuda`` without CUDA.
+    """
+    config = config.resolved()
+    progress = progress or SilentProgress()
+    device = resolve_device(config.device)
+    run_dir = Path(config.out)
+    last_path, best_path = run_dir / LAST_NAME, run_dir / BEST_NAME
+    metrics_path = run_dir / METRICS_NAME
+    resume_ckpt: Checkpoint | None = None
+    if config.resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"--resume: {last_path} not found (nothing to resume)")
+        resume_ckpt = load_checkpoint(last_path)
+        _check_resume(config, resume_ckpt, last_path)
+    elif last_path.exists() or metrics_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to "
+                              "continue it or choose another --out")
+
+    data = load_bags(config.features, config.num_segments)
+    train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
+    n_normal, n_anomalous = data.class_counts()
+    val_labels = data.labels[torch.as_tensor(val_idx)]
+    if not (bool((val_labels == NORMAL).any()) and bool((val_labels == ANOMALOUS).any())):
+        raise DataError(
+            f"validation needs both classes, but the stores hold {n_normal} normal and "
+            f"{n_anomalous} anomalous labelled videos: at least 2 of each are required")
+    if resume_ckpt is not None and resume_ckpt.feature_identity != data.identity:
+        raise ValueError(f"--resume: the feature stores changed since {last_path} was written")
+    logger.info("%d bags (%d normal, %d anomalous; %d unlabelled skipped): %d train, %d val",
+                len(data), n_normal, n_anomalous, data.skipped_unlabelled, len(train_idx),
+                len(val_idx))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scorer_config = config.scorer_config(data.feature_dim)
+    sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
+                                   config.seed, indices=train_idx)
+    steps_per_epoch = len(sampler)
+    segments = data.segments.to(device)
+    labels = data.labels.to(device=device, dtype=torch.float32)
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+
+    with torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(config.seed)
+        model = build_scorer(scorer_config).to(device)
+        optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                      foreach=True)  # multi-tensor update: ~2x faster on CPU
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs * steps_per_epoch)
+        history: list[dict[str, Any]] = []
+        best_epoch, best_auc, best_loss = 0, None, None
+        start_epoch = 0
+        if resume_ckpt is not None:
+            state = resume_ckpt.training_state
+            assert state is not None
+            model.load_state_dict(resume_ckpt.state_dict)
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            torch.set_rng_state(state.rng_state)
+            if state.cuda_rng_state is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(state.cuda_rng_state, device)
+            history = [dict(h) for h in state.history]
+            best_epoch, best_auc, best_loss = (state.best_epoch, state.best_val_auc,
+                                               state.best_val_loss)
+            start_epoch = resume_ckpt.epoch
+            _write_lines(metrics_path, history)  # drop lines of an epoch that never committed
+            logger.info("resuming %s at epoch %d/%d", run_dir, start_epoch + 1, config.epochs)
+        else:
+            config.replace(resume=False).to_yaml(run_dir / CONFIG_NAME)
+            _write_lines(metrics_path, [])
+
+        common = dict(scorer_config=scorer_config, loss_config=config.loss,
+                      train_config=config.replace(resume=False), feature_identity=data.identity,
+                      extract_config=data.extract_config)
+        remaining = config.epochs - start_epoch
+        progress.start(remaining, remaining * steps_per_epoch, "steps")
+        try:
+            for epoch in range(start_epoch, config.epochs):
+                row = _run_epoch(model, optimizer, scheduler, sampler, epoch, segments, labels,
+                                 config, device, progress)
+                train_eval = _evaluate(model, config, data, train_idx, device, with_loss=False)
+                val = _evaluate(model, config, data, val_idx, device, with_loss=True)
+                threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
+                row.update(train_auc=train_eval["auc"], val_loss=val["loss"],
+                           val_auc=val["auc"], val_ap=val["ap"], val_f1=val_f1,
+                           threshold=threshold)
+                row["seconds"] = time.perf_counter() - row.pop("_t0")
+                history.append(row)
+                with open(metrics_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                val_metrics = {k: row[k] for k in ("val_loss", "val_auc", "val_ap", "val_f1")}
+                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if _is_better(val["auc"], val["loss"], best_auc, best_loss, best_epoch):
+                    best_epoch, best_auc, best_loss = epoch + 1, val["auc"], val["loss"]
+                    save_checkpoint(best_path, Checkpoint(
+                        state_dict=weights, threshold=threshold, epoch=epoch + 1,
+                        val_metrics=val_metrics, **common))
+                state = TrainingState(
+                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                    rng_state=torch.get_rng_state(),
+                    cuda_rng_state=torch.cuda.get_rng_state(device)
+                    if device.type == "cuda" else None,
+                    best_epoch=best_epoch, best_val_auc=best_auc, best_val_loss=best_loss,
+                    history=tuple(history))
+                # last.pt is the commit point of an epoch (--resume trusts it, not the log).
+                save_checkpoint(last_path, Checkpoint(
+                    state_dict=weights, threshold=threshold, epoch=epoch + 1,
+                    val_metrics=val_metrics, training_state=state, **common))
+                info = _epoch_info(row, config)
+                logger.info("epoch %d/%d: %s", epoch + 1, config.epochs, info)
+                progress.item_done(f"epoch {epoch + 1}/{config.epochs}", True, info)
+        finally:
+            progress.close()
+
+    if history:
+        plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
+    best = load_checkpoint(best_path)
+    return TrainResult(run_dir=run_dir, best_epoch=best_epoch, best_val_auc=best_auc,
+                       threshold=best.threshold, metrics=tuple(history), device=str(device))
+
+
+def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, sampler: BalancedBatchSampler,
+               epoch: int, segments: Tensor, labels: Tensor, config: TrainConfig,
+               device: torch.device, progress: Progress) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    lr = float(optimizer.param_groups[0]["lr"])
+    model.train()
+    sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=device)
+    batches = sampler.epoch(epoch)
+    for batch in batches:
+        index = batch.to(device)
+        output = model(segments[index])  # [B, S, D] -> scores [B, S]
+        total, terms = _objective(model, config, output, labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        sums += torch.stack([t.detach().to(torch.float64) for t in terms])
+        progress.advance(1)
+    means = (sums / len(batches)).tolist()
+    if not all(math.isfinite(v) for v in means):
+        raise RuntimeError(f"non-finite training loss in epoch {epoch + 1} (try a lower --lr); "
+                           "last.pt still holds the previous epoch")
+    row: dict[str, Any] = {"epoch": epoch + 1, "steps": len(batches)}
+    row.update({f"loss_{name}": value for name, value in zip(LOSS_TERMS, means)})
+    row["lr"] = lr
+    row["_t0"] = t0
+    return row
+
+
+def used_terms(config: TrainConfig) -> tuple[str, ...]:
+    """Loss terms the run's objective weights (the others are logged but not optimised)."""
+    if config.model == "mil-mlp":
+        return ("ranking", "smoothness", "sparsity")
+    loss = config.loss
+    optional = (("smoothness", loss.smoothness_weight), ("sparsity", loss.sparsity_weight))
+    return ("focal", "reconstruction", "memory_reg") + tuple(n for n, w in optional if w > 0)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _epoch_info(row: dict[str, Any], config: TrainConfig) -> str:
+    terms = " ".join(f"{name}={row[f'loss_{name}']:.4f}" for name in used_terms(config))
+    return (f"loss={row['loss_total']:.4f} ({terms}) val_auc={_fmt(row['val_auc'])} "
+            f"val_ap={_fmt(row['val_ap'])} thr={row['threshold']:.3f}")
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path,
+                terms: tuple[str, ...] = LOSS_TERMS) -> Path:
+    """Write ``curves.png``: loss ``terms`` (log scale) and train/val AUC, val PR-AUC per epoch.
+
+    Uses :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot global state.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    loss_ax, auc_ax = fig.subplots(1, 2)
+    for name in ("total", *(t for t in terms if t != "total")):
+        values = [row[f"loss_{name}"] for row in history]
+        if any(v > 0 for v in values):
+            loss_ax.plot(epochs, values, marker=".", label=name,
+                         linewidth=2.0 if name == "total" else 1.0)
+    loss_ax.plot(epochs, [row["val_loss"] for row in history], "k--", label="val total")
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_title("training loss: total and its terms (unweighted)")
+    loss_ax.legend(fontsize="small")
+    for key, label in (("train_auc", "train ROC-AUC"), ("val_auc", "val ROC-AUC"),
+                       ("val_ap", "val PR-AUC")):
+        values = [np.nan if row[key] is None else row[key] for row in history]
+        auc_ax.plot(epochs, values, marker=".", label=label)
+    auc_ax.set_ylim(0.0, 1.02)
+    auc_ax.set_xlabel("epoch")
+    auc_ax.set_title("video-level metrics")
+    auc_ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    return path
