@@ -324,6 +324,112 @@ def evaluate(
         result.plot_curves(plot_curves)
 
 
+@app.command()
+def score(
+    inputs: list[Path] = typer.Argument(..., help="Video files, folders of videos or frame "
+                                        "folders."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A best.pt from train."),
+    decoder: DecoderBackend = typer.Option(DecoderBackend.AUTO, help="Decoder backend."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    xfeat_weights: Optional[Path] = typer.Option(None, help="XFeat weights file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Per-segment scores as JSON."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Per-segment scores as CSV."),
+    plot: Optional[Path] = typer.Option(None, help="PNG of score and reconstruction error over "
+                                        "time (one video; with several, VIDEO is appended)."),
+    report: Optional[Path] = typer.Option(None, help="Self-contained HTML report (plot, "
+                                          "metadata, thumbnails of the most anomalous segments)."),
+    save_features: Optional[Path] = typer.Option(None, help="Also store the features here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table or progress bar."),
+) -> None:
+    """Score raw videos: per-segment anomaly scores and memory reconstruction error."""
+    _setup_logging(quiet)
+    from memtsm.pipeline.checkpoint import CheckpointError
+    from memtsm.pipeline.score import score_videos, write_csv, write_json
+
+    reports, failures = [], {}
+    try:
+        for video_id, result in score_videos(
+                inputs, checkpoint, decoder=decoder.value, device=device,
+                xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
+                save_features=save_features, progress=_progress(quiet)):
+            if isinstance(result, str):
+                failures[video_id] = result
+                continue
+            reports.append(result)
+            if not quiet:
+                _print_segments(result)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (OSError, ValueError, RuntimeError, CheckpointError) as exc:
+        raise _usage_error(str(exc)) from None
+    if json_out:
+        write_json(reports, json_out, failures)
+    if csv_out:
+        write_csv(reports, csv_out)
+    if plot or report:
+        from memtsm.pipeline.report import plot_scores, write_html_report
+
+        for result in reports:
+            if plot:
+                plot_scores(result, _per_video_path(plot, result.video, len(reports)))
+            if report:
+                write_html_report(result, _per_video_path(report, result.video, len(reports)))
+    for message in failures.values():
+        typer.echo(f"failed: {message}", err=True)
+    raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
+
+
+def _per_video_path(path: Path, video_id: str, count: int) -> Path:
+    if count == 1:
+        return path
+    return path.with_name(f"{path.stem}-{video_id.replace('/', '_')}{path.suffix}")
+
+
+def _print_segments(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report.video} ({report.num_frames} frames, {report.fps:.2f} fps, "
+                  f"threshold {report.threshold:.3f})")
+    for column in ("segment", "time (s)", "frames", "score", "recon error", "flagged"):
+        table.add_column(column, justify="right")
+    for s in report.segments:
+        table.add_row(str(s.index), f"{s.start_time:.2f}-{s.end_time:.2f}",
+                      f"{s.start_frame}-{s.end_frame - 1}", f"{s.score:.3f}",
+                      f"{s.recon_error:.3f}", "[red]yes[/red]" if s.flagged else "")
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("memtsm-demo"), "--out", "-o", help="Where everything goes."),
+    fast: bool = typer.Option(False, "--fast", help="A smaller, quicker version."),
+    seed: int = typer.Option(0, help="Seed of the data set and the training run."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    xfeat_weights: Optional[Path] = typer.Option(None, help="XFeat weights file."),
+) -> None:
+    """Generate synthetic surveillance videos, then extract, train, evaluate and score."""
+    _setup_logging(True)
+    from memtsm.pipeline.demo import run_demo
+
+    try:
+        result = run_demo(out, fast=fast, seed=seed, device=device,
+                          xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
+                          log=lambda line: typer.echo(line, err=True))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise _usage_error(str(exc)) from None
+
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    typer.echo(f"demo done in {result.seconds:.0f} s -> {result.out}/")
+    typer.echo(f"  test set, frame level: ROC-AUC {show(result.roc_auc)}  PR-AUC "
+               f"{show(result.pr_auc)}  F1 {show(result.f1)} at the validation threshold "
+               f"{show(result.threshold)}")
+    typer.echo(f"  checkpoint: {result.checkpoint}")
+    typer.echo(f"  scored {result.scored_video}: plot {result.plot}, report {result.report}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
