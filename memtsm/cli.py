@@ -220,6 +220,8 @@ def train(
     val_fraction: Optional[float] = typer.Option(None, help="Validation share of each class, "
                                                  "for checkpoint and threshold choice [0.2]."),
     num_segments: Optional[int] = typer.Option(None, help="Segments per training bag [32]."),
+    steps_per_epoch: Optional[int] = typer.Option(None, help="Batches per epoch [one pass over "
+                                                  "the larger class]; raise it for tiny data."),
     n_div: Optional[int] = typer.Option(None, help="TSM shift: 1/n_div of channels each way [8]."),
     mem_size: Optional[int] = typer.Option(None, help="Memory slots [100]."),
     channels: Optional[int] = typer.Option(None, help="Trunk width C [512]."),
@@ -239,6 +241,7 @@ def train(
         "model": model.value if model else None, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "weight_decay": weight_decay, "grad_clip": grad_clip, "seed": seed,
         "device": device, "val_fraction": val_fraction, "num_segments": num_segments,
+        "steps_per_epoch": steps_per_epoch,
         "scorer": scorer or None, "resume": resume or None,
     }
     try:

@@ -192,6 +192,10 @@ class TrainConfig:
     """Fraction of each class (stratified) held out for validation, in (0, 1)."""
     num_segments: int = DEFAULT_NUM_SEGMENTS
     """Segments every training bag is resampled to."""
+    steps_per_epoch: int | None = None
+    """Batches per epoch; ``None``: one pass over the larger class (``ceil(max(n_normal,
+    n_anomalous) / (batch_size / 2))``). Small data sets (a handful of videos) need more steps
+    than one pass gives: an epoch of 7 videos is a single batch."""
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     """Scorer architecture (``feature_dim`` comes from the store, ``kind`` from ``model``)."""
     loss: LossConfig = field(default_factory=LossConfig)
@@ -235,6 +239,10 @@ class TrainConfig:
             raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not _is_real(self.val_fraction) or not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.steps_per_epoch is not None and (not _is_int(self.steps_per_epoch)
+                                                 or self.steps_per_epoch < 1):
+            raise ValueError(
+                f"--steps-per-epoch must be an int >= 1, got {self.steps_per_epoch!r}")
         if not _is_int(self.num_segments) or self.num_segments < 1:
             raise ValueError(f"--num-segments must be an int >= 1, got {self.num_segments!r}")
         if not isinstance(self.scorer, ScorerOptions):

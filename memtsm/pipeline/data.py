@@ -396,7 +396,8 @@ class BalancedBatchSampler:
     """
 
     def __init__(self, labels: Sequence[int] | torch.Tensor, batch_size: int, seed: int,
-                 indices: Sequence[int] | np.ndarray | None = None) -> None:
+                 indices: Sequence[int] | np.ndarray | None = None,
+                 steps_per_epoch: int | None = None) -> None:
         if batch_size < 2 or batch_size % 2:
             raise ValueError(f"batch_size must be even and >= 2, got {batch_size}")
         labels = torch.as_tensor(labels, dtype=torch.int64)
@@ -412,9 +413,13 @@ class BalancedBatchSampler:
                              "anomalous")
         self.half = batch_size // 2
         self.seed = seed
+        self.steps_per_epoch = steps_per_epoch
 
     def __len__(self) -> int:
-        """Batches per epoch: ``ceil(max(n_normal, n_anomalous) / (batch_size / 2))``."""
+        """Batches per epoch: ``steps_per_epoch`` if given, else one pass over the larger class,
+        ``ceil(max(n_normal, n_anomalous) / (batch_size / 2))``."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
         return math.ceil(max(self.normal.numel(), self.anomalous.numel()) / self.half)
 
     def _draw(self, pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -25,8 +25,9 @@ Speeds and durations are physical (heights per second, seconds), so any ``fps`` 
 work; sizes scale with the frame height (160x120 and 320x240 are the tested sizes).
 
 Everything is deterministic given the seed. The seed is split into independent streams (timing,
-background, people, event, noise), so a normal and an anomalous video rendered from the same seed
-share their length, scene, walkers and noise and differ only by the event.
+background, people, event, noise), so videos of different kinds rendered from the same seed share
+their length, planned event window, background, noise and walkers, except that an event with an
+actor (running, falling, thrown object) puts the actor in place of the first walker.
 
 :func:`make_dataset` writes a UCF-Crime style tree with the official annotation files.
 """
@@ -319,9 +320,9 @@ def _contrast(colour: Sequence[float], reference: float, rng: np.random.Generato
     return c.astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Palette:
-    """Colour choices of one video (distinct shirts)."""
+    """Colour choices of one video: shirts not handed out yet (distinct), ground luminance."""
 
     shirts: list[int]
     ground_lum: float

@@ -318,7 +318,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     scorer_config = config.scorer_config(data.feature_dim)
     sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
-                                   config.seed, indices=train_idx)
+                                   config.seed, indices=train_idx,
+                                   steps_per_epoch=config.steps_per_epoch)
     steps_per_epoch = len(sampler)
     segments = data.segments.to(device)
     labels = data.labels.to(device=device, dtype=torch.float32)

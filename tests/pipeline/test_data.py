@@ -260,3 +260,15 @@ def test_balanced_sampler_is_deterministic_per_epoch_and_uses_indices():
 def test_missing_store_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="no such feature store"):
         load_bags([tmp_path / "nope"], 4)
+
+
+def test_sampler_steps_per_epoch_override():
+    from memtsm.pipeline.data import BalancedBatchSampler
+
+    labels = [0, 0, 0, 1, 1]
+    sampler = BalancedBatchSampler(labels, batch_size=4, seed=0, steps_per_epoch=7)
+    batches = sampler.epoch(0)
+    assert len(sampler) == len(batches) == 7
+    for batch in batches:
+        assert [labels[i] for i in batch.tolist()] == [0, 0, 1, 1]
+    assert len(BalancedBatchSampler(labels, batch_size=4, seed=0)) == 2
