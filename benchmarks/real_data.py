@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("dataset", choices=("c3d", "ped2"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--steps-per-epoch", type=int, default=None)
+    parser.add_argument("--num-segments", type=int, default=32)
     parser.add_argument("--work", type=Path, default=Path("real-data-runs"))
     parser.add_argument("--json", type=Path, help="write all results here")
     args = parser.parse_args()
@@ -82,10 +84,13 @@ def main() -> None:
     results: dict[str, list[dict]] = {model: [] for model in MODELS}
     for model in MODELS:
         for seed in args.seeds:
-            run_dir = args.work / f"{args.dataset}-{model}-seed{seed}-e{args.epochs}"
+            run_dir = args.work / (f"{args.dataset}-{model}-seed{seed}-e{args.epochs}"
+                                   f"-s{args.steps_per_epoch}-n{args.num_segments}")
             if not (run_dir / "best.pt").exists():
                 train(TrainConfig(features=(str(train_store),), out=str(run_dir), model=model,
-                                  seed=seed, epochs=args.epochs, device="cpu"))
+                                  seed=seed, epochs=args.epochs, device="cpu",
+                                  steps_per_epoch=args.steps_per_epoch,
+                                  num_segments=args.num_segments))
             result = evaluate(EvalConfig(
                 checkpoint=str(run_dir / "best.pt"), features=(str(test_store),),
                 annotations=str(annotations), frame_counts=str(counts) if counts else None,
@@ -96,7 +101,8 @@ def main() -> None:
             results[model].append(row)
             print(f"{args.dataset} {model:<8} seed {seed}: frame ROC-AUC {m.roc_auc:.4f}  "
                   f"PR-AUC {m.pr_auc:.4f}  F1@val-threshold {m.f1 or 0:.4f}", flush=True)
-    print(f"\n{args.dataset}: {m.n_videos} test videos, {m.n_frames} frames, epochs {args.epochs}")
+    print(f"\n{args.dataset}: {m.n_videos} test videos, {m.n_frames} frames, epochs {args.epochs}, "
+          f"steps/epoch {args.steps_per_epoch or 'one pass'}, segments {args.num_segments}")
     for model, rows in results.items():
         for key in ("roc_auc", "pr_auc"):
             values = [r[key] for r in rows]
