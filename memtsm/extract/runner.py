@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 import memtsm
+from memtsm.devices import resolve_device
 from memtsm.extract.config import ExtractConfig
 from memtsm.extract.decode import (
     DecodeError,
@@ -74,18 +75,6 @@ class ExtractSummary:
     def frames_per_second(self) -> float:
         """Decoded frames per wall-clock second."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU (logged); ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        logger.info("device auto -> %s", device)
-        return device
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} requested but CUDA is not available")
-    return device
 
 
 def store_identity(config: ExtractConfig, feature_dim: int, weights_sha256: str) -> dict[str, Any]:

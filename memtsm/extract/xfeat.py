@@ -8,7 +8,6 @@ change between sampled frames, and pooling (:mod:`memtsm.extract.layouts`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,8 +151,3 @@ class ClipPooler:
             last_clip_partial=bool(num_frames % self.clip_len),
         )
 
-
-def iter_clip_windows(pooled: PooledClips, size: int) -> Iterator[slice]:
-    """Slices of at most ``size`` clips (helper for bounded-memory consumers)."""
-    for start in range(0, pooled.features.shape[0], size):
-        yield slice(start, start + size)

@@ -416,8 +416,11 @@ class BalancedBatchSampler:
         self.steps_per_epoch = steps_per_epoch
 
     def __len__(self) -> int:
-        """Batches per epoch: ``steps_per_epoch`` if given, else one pass over the larger class,
-        ``ceil(max(n_normal, n_anomalous) / (batch_size / 2))``."""
+        """Batches per epoch.
+
+        ``steps_per_epoch`` if given, else one pass over the larger class:
+        ``ceil(max(n_normal, n_anomalous) / (batch_size / 2))``.
+        """
         if self.steps_per_epoch is not None:
             return self.steps_per_epoch
         return math.ceil(max(self.normal.numel(), self.anomalous.numel()) / self.half)

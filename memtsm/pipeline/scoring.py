@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from memtsm.devices import resolve_device
 from memtsm.progress import Progress
 
 from .checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from .data import open_stores, resample_segments, segments_to_clips
-from .train import resolve_device
 
 #: Identity keys that do not change what the features mean (storage precision only).
 IDENTITY_KEYS_IGNORED = ("dtype",)

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from memtsm.devices import resolve_device
 from memtsm.model import (
     LossTerms,
     ScorerOutput,
@@ -122,22 +123,6 @@ class TrainResult:
     def last_checkpoint(self) -> Path:
         """``run_dir / last.pt``."""
         return self.run_dir / LAST_NAME
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu (logged); ``cuda`` without a GPU is an error.
-
-    Raises:
-        RuntimeError: CUDA requested but not available.
-    """
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        logger.info("device auto -> %s", device)
-        return device
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} requested but CUDA is not available")
-    return device
 
 
 # -- metrics ---------------------------------------------------------------------------------
