@@ -108,12 +108,17 @@ class FrameAnnotations:
     def find(self, video: str) -> str | None:
         """Annotation name of ``video`` (exact name, else by :func:`video_key`), or ``None``.
 
+        A match by key also needs compatible folders: one name's folders must end the other's
+        (``Assault018_x264.mp4`` ~ ``Assault/Assault018_x264``, ``Abuse/x`` ~ ``Videos/Abuse/x``),
+        so ``training/05`` never takes the ground truth of ``testing/05``.
+
         Raises:
             ValueError: several annotated names share ``video``'s key and none equals it.
         """
         if video in self.intervals:
             return video
-        names = self._by_key.get(video_key(video), [])
+        names = [name for name in self._by_key.get(video_key(video), [])
+                 if _folders_compatible(name, video)]
         if len(names) > 1:
             raise ValueError(f"{self.source}: {video!r} matches several annotated videos "
                              f"{names}; use the full name")
@@ -122,6 +127,17 @@ class FrameAnnotations:
     def anomalous_frame_count(self) -> int:
         """Number of anomalous frames over all videos (overlapping intervals counted once)."""
         return sum(int(_union_length(spans)) for spans in self.intervals.values())
+
+
+def _folders(name: str) -> tuple[str, ...]:
+    return PurePosixPath(name.replace("\\", "/")).parts[:-1]
+
+
+def _folders_compatible(a: str, b: str) -> bool:
+    """Whether the folder parts of two names agree: the shorter one ends the longer one."""
+    fa, fb = _folders(a), _folders(b)
+    shorter, longer = sorted((fa, fb), key=len)
+    return not shorter or longer[len(longer) - len(shorter):] == shorter
 
 
 def _union_length(spans: Sequence[Interval]) -> int:

@@ -424,3 +424,16 @@ def test_same_last_component_needs_full_ids(tmp_path: Path) -> None:
         frame_labels(annotations, "a", 5)
     mapping, missing = match_videos(annotations, ["train/a", "test/a"])
     assert mapping == {"train/a": "train/a", "test/a": "test/a"} and missing == []
+
+
+def test_key_match_needs_compatible_folders(tmp_path: Path) -> None:
+    """Regression: store id training/05 must not take the ground truth of testing/05."""
+    path = tmp_path / "gt.csv"
+    path.write_text("testing/05,1,10\nAssault018_x264.mp4,3,4\nAbuse/Abuse1.mp4,1,2\n")
+    annotations = parse_csv(path)
+    ids = ["training/05", "Assault/Assault018_x264", "UCF/Videos/Abuse/Abuse1", "Other/Abuse1"]
+    mapping, missing = match_videos(annotations, ids)
+    assert mapping == {"Assault/Assault018_x264": "Assault018_x264.mp4",
+                       "UCF/Videos/Abuse/Abuse1": "Abuse/Abuse1.mp4"}
+    assert missing == ["testing/05"]
+    assert frame_labels(annotations, "training/05", 12).sum() == 0
