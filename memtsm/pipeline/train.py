@@ -187,34 +187,39 @@ def _is_better(auc: float | None, loss: float, best_auc: float | None,
 # -- the loop --------------------------------------------------------------------------------
 
 
-def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput,
+def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput, mask: Tensor,
                labels: Tensor) -> tuple[Tensor, LossTerms]:
     if config.model == "mil-mlp":
-        return mil_loss(output, None, labels)
-    return memtsm_loss(output, None, labels, config.loss, model.regularizer())
+        return mil_loss(output, mask, labels)
+    return memtsm_loss(output, mask, labels, config.loss, model.regularizer())
 
 
 @torch.no_grad()
-def _forward_all(model: nn.Module, segments: Tensor, indices: np.ndarray,
-                 device: torch.device) -> ScorerOutput:
-    """Eval-mode outputs for ``segments[indices]``, in chunks, concatenated along the batch."""
+def _forward_all(model: nn.Module, data: BagDataset, indices: np.ndarray,
+                 device: torch.device) -> tuple[ScorerOutput, Tensor]:
+    """Eval-mode outputs and masks of bags ``indices``, in chunks, concatenated."""
     model.eval()
-    parts = [model(segments[torch.as_tensor(indices[i:i + EVAL_CHUNK])].to(device))
-             for i in range(0, len(indices), EVAL_CHUNK)]
-    return ScorerOutput(*(torch.cat(field, dim=0) for field in zip(*parts)))
+    parts, masks = [], []
+    for i in range(0, len(indices), EVAL_CHUNK):
+        chunk = torch.as_tensor(indices[i:i + EVAL_CHUNK])
+        mask = data.mask(chunk).to(device)
+        parts.append(model(data.segments[chunk].to(device), mask))
+        masks.append(mask)
+    output = ScorerOutput(*(torch.cat(field, dim=0) for field in zip(*parts)))
+    return output, torch.cat(masks, dim=0)
 
 
 def _evaluate(model: nn.Module, config: TrainConfig, data: BagDataset, indices: np.ndarray,
               device: torch.device, with_loss: bool) -> dict[str, Any]:
-    output = _forward_all(model, data.segments, indices, device)
+    output, mask = _forward_all(model, data, indices, device)
     labels = data.labels[torch.as_tensor(indices)].to(device)
-    video = topk_video_score(output.scores, None, config.loss.topk).cpu().numpy()
+    video = topk_video_score(output.scores, mask, config.loss.topk).cpu().numpy()
     y = labels.cpu().numpy()
     auc, ap = _auc_ap(video, y)
     result: dict[str, Any] = {"auc": auc, "ap": ap, "video_scores": video, "labels": y}
     if with_loss:
         with torch.no_grad():
-            total, _ = _objective(model, config, output, labels.to(output.scores.dtype))
+            total, _ = _objective(model, config, output, mask, labels.to(output.scores.dtype))
         result["loss"] = float(total)
     return result
 
@@ -307,6 +312,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
                                    steps_per_epoch=config.steps_per_epoch)
     steps_per_epoch = len(sampler)
     segments = data.segments.to(device)
+    masks = data.mask(torch.arange(len(data))).to(device)
     labels = data.labels.to(device=device, dtype=torch.float32)
     rng_devices = [device.index or 0] if device.type == "cuda" else []
 
@@ -346,8 +352,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         progress.start(remaining, remaining * steps_per_epoch, "steps")
         try:
             for epoch in range(start_epoch, config.epochs):
-                row = _run_epoch(model, optimizer, scheduler, sampler, epoch, segments, labels,
-                                 config, device, progress)
+                row = _run_epoch(model, optimizer, scheduler, sampler, epoch, segments, masks,
+                                 labels, config, device, progress)
                 train_eval = _evaluate(model, config, data, train_idx, device, with_loss=False)
                 val = _evaluate(model, config, data, val_idx, device, with_loss=True)
                 threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
@@ -391,7 +397,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
 def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, sampler: BalancedBatchSampler,
-               epoch: int, segments: Tensor, labels: Tensor, config: TrainConfig,
+               epoch: int, segments: Tensor, masks: Tensor, labels: Tensor, config: TrainConfig,
                device: torch.device, progress: Progress) -> dict[str, Any]:
     t0 = time.perf_counter()
     lr = float(optimizer.param_groups[0]["lr"])
@@ -400,8 +406,8 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     batches = sampler.epoch(epoch)
     for batch in batches:
         index = batch.to(device)
-        output = model(segments[index])  # [B, S, D] -> scores [B, S]
-        total, terms = _objective(model, config, output, labels[index])
+        output = model(segments[index], masks[index])  # [B, S, D] -> scores [B, S]
+        total, terms = _objective(model, config, output, masks[index], labels[index])
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if config.grad_clip > 0:

@@ -61,14 +61,13 @@ def test_resample_hand_cases_more_clips_than_segments():
     assert segs[:, 0].tolist() == [1.0, 3.5]
 
 
-def test_resample_hand_case_fewer_clips_than_segments_repeats():
-    # segment i takes clip floor(i * 3 / 5): 0, 0, 1, 1, 2
+def test_resample_fewer_clips_than_segments_keeps_the_clips():
+    # No repetition: a short video keeps its T clips (the bag is padded and masked instead).
     segs, ranges = resample_segments(column([7, 8, 9]), 5)
-    assert ranges[:, 0].tolist() == [0, 0, 1, 1, 2]
-    assert (ranges[:, 1] - ranges[:, 0]).tolist() == [1] * 5
-    assert segs[:, 0].tolist() == [7, 7, 8, 8, 9]
+    assert ranges.tolist() == [[0, 1], [1, 2], [2, 3]]
+    assert segs[:, 0].tolist() == [7, 8, 9]
     segs, _ = resample_segments(column([5]), 32)
-    assert segs.shape == (32, 1) and np.all(segs == 5)
+    assert segs.shape == (1, 1) and np.all(segs == 5)
 
 
 def test_resample_identity_when_t_equals_s():
@@ -91,31 +90,27 @@ def test_resample_matches_rounded_linspace_for_t_above_s():
 def test_resample_properties(t, s):
     x = np.arange(t * 2, dtype=np.float32).reshape(t, 2)
     segs, ranges = resample_segments(x, s)
-    assert segs.shape == (s, 2)
+    length = min(t, s)
+    assert segs.shape == (length, 2) and ranges.shape == (length, 2)
     assert np.all(ranges[:, 1] > ranges[:, 0])
-    if t >= s:  # a partition of the clips, in order
-        assert ranges[0, 0] == 0 and ranges[-1, 1] == t
-        assert np.all(ranges[1:, 0] == ranges[:-1, 1])
-    else:  # every clip is used, in order
-        assert sorted(set(ranges[:, 0].tolist())) == list(range(t))
-        assert np.all(np.diff(ranges[:, 0]) >= 0)
+    # a partition of the clips, in order (one clip per segment when t <= s)
+    assert ranges[0, 0] == 0 and ranges[-1, 1] == t
+    assert np.all(ranges[1:, 0] == ranges[:-1, 1])
     for (a, b), seg in zip(ranges, segs):
         np.testing.assert_allclose(seg, x[a:b].mean(axis=0), rtol=1e-6)
     # mapping segment values back gives every clip its segment's value
-    back = segments_to_clips(np.arange(s, dtype=float), ranges, t)
+    back = segments_to_clips(np.arange(length, dtype=float), ranges, t)
     assert back.shape == (t,)
-    if t >= s:
-        for i, (a, b) in enumerate(ranges):
-            assert np.all(back[a:b] == i)
+    for i, (a, b) in enumerate(ranges):
+        assert np.all(back[a:b] == i)
 
 
 def test_segment_frames_come_from_clip_frames():
     clip_frames = np.array([[0, 10], [10, 20], [20, 30], [30, 35]])  # last clip is partial
     ranges = segment_clip_ranges(4, 2)
     assert segment_frame_ranges(clip_frames, ranges).tolist() == [[0, 20], [20, 35]]
-    ranges = segment_clip_ranges(2, 4)  # repeated clips
-    assert segment_frame_ranges(clip_frames[:2], ranges).tolist() == \
-        [[0, 10], [0, 10], [10, 20], [10, 20]]
+    ranges = segment_clip_ranges(2, 4)  # fewer clips than segments: one clip per segment
+    assert segment_frame_ranges(clip_frames[:2], ranges).tolist() == [[0, 10], [10, 20]]
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -136,7 +131,11 @@ def test_load_bags_reads_labelled_videos_and_keeps_the_mapping(tmp_path):
         label, feats = by_id[bag.video_id]
         assert bag.label == label == int(data.labels[row])
         expected, ranges = resample_segments(feats.astype(np.float32), 5)
-        np.testing.assert_allclose(data.segments[row].numpy(), expected, rtol=1e-6)
+        length = int(data.lengths[row])
+        assert length == min(len(feats), 5) == len(expected)
+        np.testing.assert_allclose(data.segments[row, :length].numpy(), expected, rtol=1e-6)
+        assert torch.all(data.segments[row, length:] == 0)  # padding
+        assert data.mask(torch.tensor([row]))[0].tolist() == [i < length for i in range(5)]
         assert bag.clip_ranges.tolist() == ranges.tolist()
         assert bag.segment_frames[0, 0] == 0 and bag.segment_frames[-1, 1] == len(feats) * CLIP
 

@@ -86,7 +86,7 @@ def test_segment_scoring_maps_segments_back_to_clips():
         expected = model(torch.from_numpy(segs)[None]).scores[0].numpy()
     for i, (a, b) in enumerate(segment_clip_ranges(40, 8)):
         np.testing.assert_allclose(result.scores[a:b], expected[i], rtol=1e-6)
-    short = score_features(model, features[:3], segments=8)  # clips repeated -> averaged back
+    short = score_features(model, features[:3], segments=8)  # fewer clips: scored as they are
     assert short.scores.shape == (3,)
 
 
