@@ -24,7 +24,7 @@ import statistics
 from pathlib import Path
 
 from memtsm.extract import ExtractConfig, extract
-from memtsm.pipeline.config import TrainConfig
+from memtsm.pipeline.config import ScorerOptions, TrainConfig
 from memtsm.pipeline.evaluate import EvalConfig, evaluate
 from memtsm.pipeline.import_features import import_features
 from memtsm.pipeline.train import train
@@ -76,21 +76,25 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--num-segments", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=512, help="MemTSM trunk width C")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--work", type=Path, default=Path("real-data-runs"))
     parser.add_argument("--json", type=Path, help="write all results here")
     args = parser.parse_args()
     prepare = prepare_c3d if args.dataset == "c3d" else prepare_ped2
     train_store, test_store, annotations, counts = prepare(args.work)
-    results: dict[str, list[dict]] = {model: [] for model in MODELS}
-    for model in MODELS:
+    results: dict[str, list[dict]] = {model: [] for model in args.models}
+    for model in args.models:
         for seed in args.seeds:
             run_dir = args.work / (f"{args.dataset}-{model}-seed{seed}-e{args.epochs}"
-                                   f"-s{args.steps_per_epoch}-n{args.num_segments}")
+                                   f"-s{args.steps_per_epoch}-n{args.num_segments}"
+                                   + (f"-c{args.channels}" if args.channels != 512 else ""))
             if not (run_dir / "best.pt").exists():
                 train(TrainConfig(features=(str(train_store),), out=str(run_dir), model=model,
                                   seed=seed, epochs=args.epochs, device="cpu",
                                   steps_per_epoch=args.steps_per_epoch,
-                                  num_segments=args.num_segments))
+                                  num_segments=args.num_segments,
+                                  scorer=ScorerOptions(channels=args.channels)))
             result = evaluate(EvalConfig(
                 checkpoint=str(run_dir / "best.pt"), features=(str(test_store),),
                 annotations=str(annotations), frame_counts=str(counts) if counts else None,
