@@ -7,8 +7,7 @@ H.264), makes a MemTSM checkpoint for default XFeat features (weights untrained:
 depend on them), and scores each video in a fresh subprocess through ``memtsm.score_video`` (what
 ``memtsm score`` runs), reporting wall time, x real time, the scorer's share of it and the peak
 resident memory (``ru_maxrss``) of that process. The baseline in the same run is extraction alone
-(``memtsm.extract``'s FeatureExtractor on the same video). Like the CLI, the runs pin glibc's mmap
-threshold (:mod:`memtsm.memory`); ``score*`` is the same scoring without it.
+(``memtsm.extract``'s FeatureExtractor on the same video).
 """
 
 from __future__ import annotations
@@ -65,20 +64,16 @@ def make_checkpoint(path: Path) -> Path:
     return path
 
 
-def child(mode: str, video: str, checkpoint: str, device: str, pin: str) -> None:
+def child(mode: str, video: str, checkpoint: str, device: str) -> None:
     """Run in a fresh process: score (or only extract) one video, print JSON."""
-    pin_memory = pin == "pin"
     import numpy as np
 
     from memtsm.extract import ExtractConfig
     from memtsm.extract.runner import FeatureExtractor
     from memtsm.extract.sources import VideoSource
-    from memtsm.memory import pin_mmap_threshold
     from memtsm.pipeline.checkpoint import build_model_from_checkpoint, load_checkpoint
     from memtsm.pipeline.scoring import score_features
 
-    if pin_memory:
-        pin_mmap_threshold()  # what the CLI does
     started = time.perf_counter()
     extractor = FeatureExtractor(ExtractConfig(device=device))
     [(_, record)] = list(extractor.iter_features([VideoSource("v", Path(video), False)]))
@@ -95,9 +90,9 @@ def child(mode: str, video: str, checkpoint: str, device: str, pin: str) -> None
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_child(mode: str, video: Path, checkpoint: Path, device: str, pin: str) -> dict:
+def run_child(mode: str, video: Path, checkpoint: Path, device: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", mode, str(video), str(checkpoint),
-                          device, pin], capture_output=True, text=True, check=True)
+                          device], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -105,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -117,10 +112,9 @@ def main() -> None:
         for minutes in args.minutes:
             seconds = int(minutes * 60)
             video = loop_video(SOURCE, seconds, Path(tmp) / f"{seconds}s.mp4")
-            for mode, pin in (("extract", "pin"), ("score", "pin"), ("score", "no-pin")):
-                r = run_child(mode, video, checkpoint, args.device, pin)
-                label = mode if pin == "pin" else "score*"
-                print(f"{minutes:>4g} min {label:<9}{r['seconds']:>9.1f}"
+            for mode in ("extract", "score"):
+                r = run_child(mode, video, checkpoint, args.device)
+                print(f"{minutes:>4g} min {mode:<9}{r['seconds']:>9.1f}"
                       f"{seconds / r['seconds']:>13.1f}{r['model_seconds']:>9.2f}"
                       f"{r['peak_rss_mib']:>10.0f}", flush=True)
 

@@ -45,12 +45,6 @@ def _setup_logging(quiet: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-def _bound_memory() -> None:
-    """Keep resident memory flat over long videos (see :mod:`memtsm.memory`)."""
-    from memtsm.memory import pin_mmap_threshold
-
-    pin_mmap_threshold()
-
 
 def _usage_error(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
@@ -90,7 +84,6 @@ def extract(
 ) -> None:
     """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5."""
     _setup_logging(quiet)
-    _bound_memory()
     from memtsm.extract.config import ExtractConfig, FeatureSpec
     from memtsm.extract.runner import extract as run_extract
     from memtsm.extract.store import StoreError
@@ -354,7 +347,6 @@ def score(
 ) -> None:
     """Score raw videos: per-segment anomaly scores and memory reconstruction error."""
     _setup_logging(quiet)
-    _bound_memory()
     from memtsm.pipeline.checkpoint import CheckpointError
     from memtsm.pipeline.score import score_videos, write_csv, write_json
 
@@ -422,7 +414,6 @@ def demo(
 ) -> None:
     """Generate synthetic surveillance videos, then extract, train, evaluate and score."""
     _setup_logging(True)
-    _bound_memory()
     from memtsm.pipeline.demo import run_demo
 
     try:

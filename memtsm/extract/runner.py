@@ -41,6 +41,7 @@ from memtsm.extract.sources import (
 from memtsm.extract.store import FAILURES_NAME, FeatureStoreWriter, VideoRecord
 from memtsm.extract.weights import resolve_weights, sha256_of
 from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
+from memtsm.memory import release_free_memory
 from memtsm.progress import Progress, SilentProgress
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 EXTRACT_CONFIG_NAME = "extract_config.json"
 #: Decoded batches buffered ahead of inference (bounds memory).
 PREFETCH_BATCHES = 4
+#: Free heap pages go back to the OS every this many batches (see :mod:`memtsm.memory`).
+RELEASE_MEMORY_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,9 @@ def _assemble(
     info: VideoInfo | None = None
     pooler = ClipPooler(config.spec.clip_len, descriptor.dim)
     covered = 0  # frames of the current video reported to the progress bar
-    for event in events:
+    for count, event in enumerate(events, start=1):
+        if count % RELEASE_MEMORY_EVERY == 0:
+            release_free_memory()
         if event.source is not current:
             current, info, covered = event.source, None, 0
             descriptor.reset()
