@@ -434,6 +434,19 @@ def demo(
     typer.echo(f"  scored {result.scored_video}: plot {result.plot}, report {result.report}")
 
 
+@features_app.command("verify")
+def features_verify(store: Path = typer.Argument(..., help="Feature store directory.")) -> None:
+    """Open every shard and read every video back: completeness, checksums, ids, index."""
+    from memtsm.extract.verify import verify_store
+
+    report = verify_store(store)
+    typer.echo(f"{store}: {report.shards} shards, {report.videos} videos, "
+               f"{len(report.problems)} problems")
+    for problem in report.problems:
+        typer.echo(f"  {problem}")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURES)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

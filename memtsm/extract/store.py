@@ -272,8 +272,10 @@ class FeatureStoreWriter:
 
     @staticmethod
     def _fill_group(group: h5py.Group, record: VideoRecord, dtype: np.dtype) -> None:
-        group.create_dataset("features", data=record.features.astype(dtype))
-        group.create_dataset("clip_frames", data=record.clip_frames.astype(np.int64))
+        # Fletcher-32 checksums: a flipped bit is an error on read, never silent wrong features.
+        group.create_dataset("features", data=record.features.astype(dtype), fletcher32=True)
+        group.create_dataset("clip_frames", data=record.clip_frames.astype(np.int64),
+                             fletcher32=True)
         attrs = {"video_id": record.video_id, "fps": float(record.fps),
                  "num_frames": int(record.num_frames), "width": int(record.width),
                  "height": int(record.height), "source": record.source,
