@@ -9,16 +9,19 @@ index and timestamp. Backends live in sibling modules and are imported only when
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from memtsm.extract.config import DecoderBackend
 
 __all__ = ["DecodeError", "DecoderBackend", "FrameBatch", "FrameFilter", "VideoDecoder",
-           "VideoInfo", "keep_all"]
+           "VideoInfo", "keep_all", "wanted_batches"]
+
+Item = TypeVar("Item")
 
 
 class DecodeError(Exception):
@@ -72,6 +75,24 @@ FrameFilter = Callable[[int], bool]
 def keep_all(_index: int) -> bool:
     """Frame filter that keeps every frame."""
     return True
+
+
+def wanted_batches(items: Iterable[tuple[int, Item]], want: FrameFilter, batch_size: int
+                   ) -> Iterator[list[tuple[int, Item]]]:
+    """Group the wanted ``(frame index, item)`` pairs by ``batch_size`` (the last may be short).
+
+    Every backend streams its own items (decoded frames, image files, DALI tensors) through this,
+    and converts a batch only once it is complete, so unwanted frames are never converted.
+    """
+    batch: list[tuple[int, Item]] = []
+    for index, item in items:
+        if want(index):
+            batch.append((index, item))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 class VideoDecoder(abc.ABC):

@@ -33,6 +33,7 @@ from memtsm.extract.decode.base import (
     VideoDecoder,
     VideoInfo,
     keep_all,
+    wanted_batches,
 )
 from memtsm.extract.decode.pyav import PyAVDecoder
 
@@ -189,17 +190,8 @@ class DaliDecoder(VideoDecoder):
         Raises:
             DecodeError: DALI fails on the stream (corrupt data).
         """
-        frames: list[torch.Tensor] = []
-        indices: list[int] = []
-        for index, frame in self._frames():
-            if want(index):
-                frames.append(frame)
-                indices.append(index)
-                if len(frames) == batch_size:
-                    yield self._to_batch(frames, indices)
-                    frames, indices = [], []
-        if frames:
-            yield self._to_batch(frames, indices)
+        for batch in wanted_batches(self._frames(), want, batch_size):
+            yield self._to_batch([frame for _, frame in batch], [index for index, _ in batch])
         if self.frames_decoded == 0:
             raise DecodeError(self.path, "the video stream holds no decodable frame")
 

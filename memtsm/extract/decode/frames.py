@@ -17,6 +17,7 @@ from memtsm.extract.decode.base import (
     VideoDecoder,
     VideoInfo,
     keep_all,
+    wanted_batches,
 )
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -72,27 +73,24 @@ class FrameFolderDecoder(VideoDecoder):
 
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
         """Yield wanted frames in natural file order (see :meth:`VideoDecoder.batches`)."""
-        size = (self._info.height, self._info.width, 1 if self.luma else 3)
-        frames: list[np.ndarray] = []
-        indices: list[int] = []
+        for batch in wanted_batches(self._listed(), want, batch_size):
+            yield self._batch(batch)
+
+    def _listed(self) -> Iterator[tuple[int, Path]]:
         for index, file in enumerate(self._files):
             self.frames_decoded = index + 1
-            if not want(index):
-                continue
+            yield index, file
+
+    def _batch(self, batch: list[tuple[int, Path]]) -> FrameBatch:
+        size = (self._info.height, self._info.width, 1 if self.luma else 3)
+        frames = []
+        for _, file in batch:
             frame = self._open(file)
             if frame.shape != size:
                 raise DecodeError(file, f"frame size {frame.shape[1]}x{frame.shape[0]} differs "
                                   f"from the first frame's {size[1]}x{size[0]}")
             frames.append(frame)
-            indices.append(index)
-            if len(frames) == batch_size:
-                yield self._batch(frames, indices)
-                frames, indices = [], []
-        if frames:
-            yield self._batch(frames, indices)
-
-    def _batch(self, frames: list[np.ndarray], indices: list[int]) -> FrameBatch:
-        index_tensor = torch.tensor(indices, dtype=torch.int64)
+        index_tensor = torch.tensor([index for index, _ in batch], dtype=torch.int64)
         return FrameBatch(
             frames=torch.from_numpy(np.stack(frames)),
             indices=index_tensor,

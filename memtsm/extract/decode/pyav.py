@@ -17,6 +17,7 @@ from memtsm.extract.decode.base import (
     VideoDecoder,
     VideoInfo,
     keep_all,
+    wanted_batches,
 )
 
 _DEFAULT_FPS = 30.0
@@ -75,28 +76,33 @@ class PyAVDecoder(VideoDecoder):
 
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
         """Yield wanted frames in display order (see :meth:`VideoDecoder.batches`)."""
-        fps = self._info.fps
-        frames: list[np.ndarray] = []
-        indices: list[int] = []
-        stamps: list[float] = []
-        index = 0
-        try:
-            for frame in self._container.decode(self._stream):
-                if want(index):
-                    frames.append(_luma(frame) if self.luma else frame.to_ndarray(format="rgb24"))
-                    indices.append(index)
-                    stamps.append(_frame_time(frame.pts, frame.time_base, index, fps))
-                    if len(frames) == batch_size:
-                        yield _to_batch(frames, indices, stamps, self.path)
-                        frames, indices, stamps = [], [], []
-                index += 1
-                self.frames_decoded = index
-        except av.FFmpegError as exc:
-            raise DecodeError(self.path, f"corrupt stream after frame {index} ({exc})") from exc
-        if frames:
-            yield _to_batch(frames, indices, stamps, self.path)
-        if index == 0:
+        for batch in wanted_batches(self._decoded(), want, batch_size):
+            yield self._to_batch(batch)
+        if self.frames_decoded == 0:
             raise DecodeError(self.path, "the video stream holds no decodable frame")
+
+    def _decoded(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Every decoded frame with its 0-based display index, counted in ``frames_decoded``."""
+        try:
+            for index, frame in enumerate(self._container.decode(self._stream)):
+                self.frames_decoded = index + 1
+                yield index, frame
+        except av.FFmpegError as exc:
+            raise DecodeError(self.path, f"corrupt stream after frame {self.frames_decoded} "
+                              f"({exc})") from exc
+
+    def _to_batch(self, batch: list[tuple[int, av.VideoFrame]]) -> FrameBatch:
+        images = [_luma(f) if self.luma else f.to_ndarray(format="rgb24") for _, f in batch]
+        if len({image.shape for image in images}) != 1:
+            raise DecodeError(self.path, "frame size changes inside the stream: "
+                              f"{sorted({image.shape for image in images})}")
+        fps = self._info.fps
+        return FrameBatch(
+            frames=torch.from_numpy(np.stack(images)),
+            indices=torch.tensor([index for index, _ in batch], dtype=torch.int64),
+            timestamps=torch.tensor([_frame_time(f.pts, f.time_base, index, fps)
+                                     for index, f in batch], dtype=torch.float64),
+        )
 
     def close(self) -> None:
         """Close the container."""
@@ -121,13 +127,3 @@ def _frame_time(pts: int | None, time_base: Fraction | None, index: int, fps: fl
         return index / fps
     return float(pts * time_base)
 
-
-def _to_batch(frames: list[np.ndarray], indices: list[int], stamps: list[float], path: Path):
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise DecodeError(path, f"frame size changes inside the stream: {sorted(shapes)}")
-    return FrameBatch(
-        frames=torch.from_numpy(np.stack(frames)),
-        indices=torch.tensor(indices, dtype=torch.int64),
-        timestamps=torch.tensor(stamps, dtype=torch.float64),
-    )
