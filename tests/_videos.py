@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
+
+from memtsm.pipeline.synth import encode_frames
 
 # codec name -> (container suffix, pixel format, encoder options)
 CODECS = {
@@ -39,15 +40,4 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "h26
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix(suffix)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(_ENCODER[codec], rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = pix_fmt
-        stream.options = dict(options)
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_frames(frames, path, _ENCODER[codec], pix_fmt, options, fps)

@@ -35,7 +35,7 @@ actor (running, falling, thrown object) puts the actor in place of the first wal
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -1339,20 +1339,27 @@ def write_video(frames: np.ndarray, path: Path | str, fps: int = 25, codec: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        with av.open(str(partial), mode="w") as container:
-            stream = container.add_stream(encoder, rate=fps)
-            stream.width, stream.height = width, height
-            stream.pix_fmt = "yuv420p"
-            stream.options = dict(options)
-            for image in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        encode_frames(frames, partial, encoder, "yuv420p", options, fps)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+    return path
+
+
+def encode_frames(frames: np.ndarray, path: Path, encoder: str, pix_fmt: str,
+                  options: Mapping[str, str], fps: int) -> Path:
+    """Encode ``uint8 [N, H, W, 3]`` RGB frames to ``path`` with an FFmpeg encoder (no checks)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(encoder, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt
+        stream.options = dict(options)
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
