@@ -46,7 +46,10 @@ def test_reference_vectors(net):
     descriptor = XFeatDescriptor(net, FeatureSpec(long_side=128), torch.device("cpu"))
     vectors = descriptor.describe(pattern_frames())
     assert vectors.shape == (3, 128)
-    np.testing.assert_allclose(vectors.numpy(), np.array(reference["max128"]), atol=1e-4)
+    # Float32 convolutions differ slightly between runs/environments (oneDNN picks kernels by
+    # CPU and memory layout): up to 1.2e-4 seen between two CI runs. A change of the network or
+    # the pooling moves these values by far more than 1e-3.
+    np.testing.assert_allclose(vectors.numpy(), np.array(reference["max128"]), atol=1e-3)
 
 
 def test_channels_last_matches_plain_float32(net, xfeat_weights):
