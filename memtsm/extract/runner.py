@@ -27,6 +27,7 @@ from memtsm.extract.decode import (
     DecodeError,
     DecoderBackend,
     FrameBatch,
+    VideoDecoder,
     VideoInfo,
     open_video,
     resolve_backend,
@@ -51,6 +52,9 @@ EXTRACT_CONFIG_NAME = "extract_config.json"
 PREFETCH_BATCHES = 4
 #: Free heap pages go back to the OS every this many batches (see :mod:`memtsm.memory`).
 RELEASE_MEMORY_EVERY = 64
+#: Most bytes of decoded frames in one batch: large frames (4K) come in smaller batches, so the
+#: prefetch queue and XFeat's float copy stay bounded whatever the resolution.
+BATCH_BYTES = {"cpu": 16 << 20, "cuda": 256 << 20}
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,14 @@ class _Prefetcher:
         self._thread.join(timeout=5)
 
 
+def decode_batch_size(batch_size: int, decoder: VideoDecoder) -> int:
+    """``batch_size``, or fewer frames when that many of this video's frames exceed the budget."""
+    info = decoder.info
+    frame_bytes = info.width * info.height * decoder.channels
+    budget = BATCH_BYTES.get(decoder.device.type, BATCH_BYTES["cpu"])
+    return max(1, min(batch_size, budget // max(1, frame_bytes)))
+
+
 def _decode_events(
     sources: Sequence[VideoSource], config: ExtractConfig, backend: DecoderBackend,
     device: torch.device,
@@ -192,7 +204,7 @@ def _decode_events(
         try:
             with open_video(source.path, backend, device, config.frames_fps, luma=True) as decoder:
                 yield _Start(source, decoder.info)
-                for batch in decoder.batches(config.batch_size, want):
+                for batch in decoder.batches(decode_batch_size(config.batch_size, decoder), want):
                     yield _Frames(source, batch)
                 yield _End(source, decoder.frames_decoded)
         except DecodeError as exc:
@@ -401,5 +413,6 @@ def _record(
         label=label.label,
         class_name=label.class_name,
         last_clip_partial=pooled.last_clip_partial,
-        extra={"codec": info.codec, "header_num_frames": info.num_frames},
+        extra={"codec": info.codec, "header_num_frames": info.num_frames,
+               "rotation": info.rotation},
     )

@@ -22,6 +22,8 @@ from memtsm.extract.layouts import Layout, get_layout
 from memtsm.extract.weights import WeightsError
 
 _UINT8_MAX = 255.0
+#: Most frame pixels converted to float at once (8 Mpx = one 4K frame, 100 at 320x240).
+CONVERT_PIXELS = 1 << 23
 
 
 def load_xfeat(weights: Path, device: torch.device | str = "cpu") -> XFeatModel:
@@ -73,12 +75,18 @@ class XFeatDescriptor:
 
         ``h`` and ``w`` are multiples of 32 (:meth:`FeatureSpec.network_size`). XFeat
         instance-normalises its input, so luma and RGB->grey give the same features up to the
-        decoders' rounding.
+        decoders' rounding. Large frames are converted a few at a time, so the float copies of
+        4K frames never exceed about :data:`CONVERT_PIXELS` pixels.
         """
+        height, width = int(frames.shape[1]), int(frames.shape[2])
+        chunk = max(1, CONVERT_PIXELS // (height * width))
+        return torch.cat([self._to_network_input(part) for part in frames.split(chunk)])
+
+    def _to_network_input(self, frames: torch.Tensor) -> torch.Tensor:
         height, width = int(frames.shape[1]), int(frames.shape[2])
         out_w, out_h = self.spec.network_size(width, height)
         images = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        images = images / _UINT8_MAX
+        images = images.div_(_UINT8_MAX)
         grey = images if images.shape[1] == 1 else kornia.color.rgb_to_grayscale(images)
         if (out_h, out_w) != (height, width):
             # torch's separable antialiased resize: ~1.8x faster on the CPU than kornia's

@@ -1347,9 +1347,10 @@ def write_video(frames: np.ndarray, path: Path | str, fps: int = 25, codec: str 
 
 
 def encode_frames(frames: np.ndarray, path: Path, encoder: str, pix_fmt: str,
-                  options: Mapping[str, str], fps: int) -> Path:
+                  options: Mapping[str, str], fps: int,
+                  container_options: Mapping[str, str] | None = None) -> Path:
     """Encode ``uint8 [N, H, W, 3]`` RGB frames to ``path`` with an FFmpeg encoder (no checks)."""
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=dict(container_options or {})) as container:
         stream = container.add_stream(encoder, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt

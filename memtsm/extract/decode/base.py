@@ -19,9 +19,15 @@ import torch
 from memtsm.extract.config import DecoderBackend
 
 __all__ = ["DecodeError", "DecoderBackend", "FrameBatch", "FrameFilter", "VideoDecoder",
-           "VideoInfo", "keep_all", "wanted_batches"]
+           "VideoInfo", "check_complete", "keep_all", "wanted_batches"]
 
 Item = TypeVar("Item")
+
+#: A video is truncated when more than this many frames (and this fraction of the declared count,
+#: or this many seconds and this fraction of the declared duration) are missing.
+TRUNCATION_FRAMES = 2
+TRUNCATION_SECONDS = 1.0
+TRUNCATION_FRACTION = 0.02
 
 
 class DecodeError(Exception):
@@ -37,8 +43,9 @@ class DecodeError(Exception):
 class VideoInfo:
     """What the container says about a video (before decoding).
 
-    ``num_frames`` is the header's count and may be wrong or 0; the true count is
-    :attr:`VideoDecoder.frames_decoded` after a full pass.
+    ``num_frames`` is the header's count, 0 when the container has none (it is exact for MP4/MOV,
+    whose index lists every frame); the true count is :attr:`VideoDecoder.frames_decoded` after a
+    full pass. ``width`` and ``height`` are the displayed size, after ``rotation``.
     """
 
     path: Path
@@ -47,6 +54,11 @@ class VideoInfo:
     width: int
     height: int
     codec: str
+    duration: float = 0.0
+    """Seconds of video the container declares (0 when unknown)."""
+    rotation: int = 0
+    """Degrees (a multiple of 90) the decoder turns frames counter-clockwise so they display
+    upright, from the container's display matrix (phones record portrait video this way)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,34 @@ def wanted_batches(items: Iterable[tuple[int, Item]], want: FrameFilter, batch_s
         yield batch
 
 
+def check_complete(info: VideoInfo, frames_decoded: int, last_frame_time: float | None) -> None:
+    """Refuse a video whose decodable frames stop well short of what its container declares.
+
+    A file cut off in the middle (a copy that did not finish, a camera that lost power) decodes
+    to its first part without any FFmpeg error; storing that part would silently misalign the
+    frame-level annotations. The small tolerance allows for edit lists and rounding.
+
+    Args:
+        info: the container's declarations.
+        frames_decoded: frames actually decoded.
+        last_frame_time: presentation time (seconds from the stream's start) of the last
+            decoded frame, or None when unknown.
+
+    Raises:
+        DecodeError: naming what was declared and what was found.
+    """
+    if info.num_frames > 0:
+        missing = info.num_frames - frames_decoded
+        if missing > max(TRUNCATION_FRAMES, TRUNCATION_FRACTION * info.num_frames):
+            raise DecodeError(info.path, f"truncated or corrupt: decoded {frames_decoded} of the "
+                              f"{info.num_frames} frames the container declares")
+    elif info.duration > 0 and last_frame_time is not None:
+        covered = last_frame_time + 1.0 / info.fps
+        if info.duration - covered > max(TRUNCATION_SECONDS, TRUNCATION_FRACTION * info.duration):
+            raise DecodeError(info.path, f"truncated or corrupt: the frames end at {covered:.2f} s "
+                              f"but the container declares {info.duration:.2f} s of video")
+
+
 class VideoDecoder(abc.ABC):
     """Decodes one video into :class:`FrameBatch` es.
 
@@ -117,6 +157,11 @@ class VideoDecoder(abc.ABC):
     def device(self) -> torch.device:
         """Device the frames are delivered on."""
         return torch.device("cpu")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the delivered frames: 3 (RGB) or 1 (luma)."""
+        return 1 if getattr(self, "luma", False) else 3
 
     @abc.abstractmethod
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:

@@ -32,6 +32,7 @@ from memtsm.extract.decode.base import (
     FrameFilter,
     VideoDecoder,
     VideoInfo,
+    check_complete,
     keep_all,
     wanted_batches,
 )
@@ -40,7 +41,10 @@ from memtsm.extract.decode.pyav import PyAVDecoder
 logger = logging.getLogger(__name__)
 
 DEFAULT_FRAMES_PER_SEQUENCE = 16
-"""Frames decoded per pipeline run: 16 full-HD RGB frames are 100 MB."""
+"""Frames decoded per pipeline run (fewer for large frames, see :data:`SEQUENCE_BYTES`)."""
+
+SEQUENCE_BYTES = 128 << 20
+"""Most bytes of RGB frames per pipeline run: 16 full-HD frames (100 MB), but 5 of 4K."""
 
 CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 """Codecs (FFmpeg names) DALI 2.4 decodes on the CPU."""
@@ -78,11 +82,13 @@ class _PacketScan:
         packets: number of video packets (one per frame for the codecs DALI decodes).
         times: sorted packet presentation times in seconds (display order); empty when some
             packet has no timestamp.
+        start: the stream's start time in seconds.
     """
 
     header_frames: int
     packets: int
     times: list[float]
+    start: float = 0.0
 
     @property
     def dali_frames(self) -> int:
@@ -97,10 +103,11 @@ def _scan_packets(path: Path) -> _PacketScan:
             pts = [p.pts for p in container.demux(stream) if p.size > 0]
             time_base = stream.time_base
             header_frames = int(stream.frames or 0)
+            start = float((stream.start_time or 0) * time_base) if time_base else 0.0
     except av.FFmpegError as exc:
         raise DecodeError(path, f"corrupt container ({exc})") from exc
     times = [] if None in pts or time_base is None else sorted(float(t * time_base) for t in pts)
-    return _PacketScan(header_frames=header_frames, packets=len(pts), times=times)
+    return _PacketScan(header_frames=header_frames, packets=len(pts), times=times, start=start)
 
 
 def _dali_problem(exc: RuntimeError) -> str:
@@ -117,13 +124,16 @@ class DaliDecoder(VideoDecoder):
     """Decode a video file with DALI on ``device``: NVDEC on CUDA, libavcodec on the CPU.
 
     Frames are delivered on ``device`` (from DALI's buffers through DLPack, with no host copy on
-    CUDA). On the CPU only VP8, VP9 and MJPEG can be decoded (DALI 2.4); other codecs are refused
-    at once with a :class:`DecodeError`.
+    CUDA), turned upright by the container's rotation as PyAV does (DALI ignores it), and a
+    stream that ends well short of its declared length is refused. On the CPU only VP8, VP9 and
+    MJPEG can be decoded (DALI 2.4); other codecs are refused at once with a
+    :class:`DecodeError`.
 
     Args:
         path: the video file.
         device: ``cuda[:N]`` for NVDEC, ``cpu`` for DALI's CPU decoder.
-        frames_per_sequence: frames decoded per pipeline run (bounds the memory used).
+        frames_per_sequence: frames decoded per pipeline run (bounds the memory used); by
+            default 16, or fewer so a run holds at most :data:`SEQUENCE_BYTES`.
     """
 
     backend = "dali"
@@ -132,16 +142,18 @@ class DaliDecoder(VideoDecoder):
         self,
         path: Path,
         device: torch.device,
-        frames_per_sequence: int = DEFAULT_FRAMES_PER_SEQUENCE,
+        frames_per_sequence: int | None = None,
     ) -> None:
         super().__init__(path)
-        if frames_per_sequence < 1:
+        if frames_per_sequence is not None and frames_per_sequence < 1:
             raise ValueError(f"frames_per_sequence must be >= 1, got {frames_per_sequence}")
         self._device = torch.device(device)
-        self._frames_per_sequence = frames_per_sequence
         on_gpu = self._device.type == "cuda"
         with PyAVDecoder(self.path) as probe:  # header, and clear errors for unreadable files
             self._info = probe.info
+        frame_bytes = self._info.width * self._info.height * 3
+        self._frames_per_sequence = frames_per_sequence or max(
+            1, min(DEFAULT_FRAMES_PER_SEQUENCE, SEQUENCE_BYTES // frame_bytes))
         self._check_codec(on_gpu)
         self._scan = _scan_packets(self.path)
         if self._scan.header_frames and self._scan.header_frames != self._scan.packets:
@@ -154,7 +166,7 @@ class DaliDecoder(VideoDecoder):
             )
         self._pipe = _sequence_pipeline(
             decoder_device="mixed" if on_gpu else "cpu",
-            frames_per_sequence=frames_per_sequence,
+            frames_per_sequence=self._frames_per_sequence,
             device_id=(self._device.index or 0) if on_gpu else None,
         )
         self._pipe.build()
@@ -194,6 +206,10 @@ class DaliDecoder(VideoDecoder):
             yield self._to_batch([frame for _, frame in batch], [index for index, _ in batch])
         if self.frames_decoded == 0:
             raise DecodeError(self.path, "the video stream holds no decodable frame")
+        times = self._scan.times
+        last_time = (times[self.frames_decoded - 1] - self._scan.start
+                     if len(times) >= self.frames_decoded else None)
+        check_complete(self._info, self.frames_decoded, last_time)
 
     def _frames(self) -> Iterator[tuple[int, torch.Tensor]]:
         """Every frame in display order: ``(index, uint8 [H, W, 3] view into DALI's output)``."""
@@ -220,7 +236,9 @@ class DaliDecoder(VideoDecoder):
             raise DecodeError(
                 self.path, f"corrupt stream after frame {self.frames_decoded} (DALI: {problem})"
             ) from exc
-        return torch.from_dlpack(sequences[0])
+        sequence = torch.from_dlpack(sequences[0])
+        turns = self._info.rotation // 90
+        return torch.rot90(sequence, turns, dims=(1, 2)) if turns else sequence
 
     def _to_batch(self, frames: list[torch.Tensor], indices: list[int]) -> FrameBatch:
         """Stack (and so copy out of DALI's buffers) ``N`` frames into one batch."""

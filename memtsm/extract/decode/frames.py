@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,35 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+def _check_numbering(folder: Path, files: list[Path]) -> None:
+    """Numbered frames (``001.jpg``, ``frame_0002.png``) must run without gaps or repeats.
+
+    A missing file would shift every later frame by one against the frame-level annotations, so
+    it is an error rather than something to skip. Folders whose names are not all numbered are
+    taken in natural order as they are.
+    """
+    numbers = [re.search(r"(\d+)$", file.stem) for file in files]
+    if not all(numbers):
+        return
+    for (before, number_before), (after, number_after) in pairwise(
+            zip(files, (int(m.group(1)) for m in numbers))):
+        if number_after == number_before:
+            raise DecodeError(folder, f"two files for frame number {number_after}: "
+                              f"{before.name} and {after.name}")
+        if number_after < number_before:
+            raise DecodeError(folder, f"frame numbers restart at {after.name} after "
+                              f"{before.name}: mixed numbering in one folder")
+        if number_after != number_before + 1:
+            gap = number_after - number_before - 1
+            raise DecodeError(folder, f"frame numbers jump from {number_before} ({before.name}) "
+                              f"to {number_after} ({after.name}): {gap} frame(s) missing")
+
+
 class FrameFolderDecoder(VideoDecoder):
-    """Frames are the folder's image files in natural sort order, at a given frame rate."""
+    """Frames are the folder's image files in natural sort order, at a given frame rate.
+
+    Files that are not images (by suffix) are ignored; numbered frames must be consecutive.
+    """
 
     backend = "frames"
 
@@ -47,6 +75,7 @@ class FrameFolderDecoder(VideoDecoder):
         self._files = image_files(self.path)
         if not self._files:
             raise DecodeError(self.path, "the folder holds no image files")
+        _check_numbering(self.path, self._files)
         first = self._open(self._files[0])
         self._info = VideoInfo(
             path=self.path,
