@@ -138,21 +138,50 @@ def _json_attr(value: Any) -> str:
 
 
 def _read_entries(shard: Path) -> list[VideoEntry]:
-    entries: list[VideoEntry] = []
     with h5py.File(shard, "r") as handle:
-        def visit(_name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Group) and "features" in obj:
-                attrs = obj.attrs
-                entries.append(VideoEntry(
-                    video_id=str(attrs["video_id"]),
-                    shard=shard.name,
-                    num_clips=int(obj["features"].shape[0]),
-                    num_frames=int(attrs["num_frames"]),
-                    label=int(attrs["label"]) if "label" in attrs else None,
-                    class_name=str(attrs.get("class_name", "")),
-                ))
-        handle.visititems(visit)
+        return _entries_in(handle, shard.name)
+
+
+def _entries_in(handle: h5py.File, shard_name: str) -> list[VideoEntry]:
+    """Index entries of the video groups in an open shard."""
+    entries: list[VideoEntry] = []
+
+    def visit(_name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Group) and "features" in obj:
+            attrs = obj.attrs
+            entries.append(VideoEntry(
+                video_id=str(attrs["video_id"]),
+                shard=shard_name,
+                num_clips=int(obj["features"].shape[0]),
+                num_frames=int(attrs["num_frames"]),
+                label=int(attrs["label"]) if "label" in attrs else None,
+                class_name=str(attrs.get("class_name", "")),
+            ))
+
+    handle.visititems(visit)
     return entries
+
+
+def _drop_incomplete_groups(handle: h5py.File) -> list[str]:
+    """Delete video groups that were interrupted while being written; return their paths.
+
+    A video group holds datasets (or nothing yet); it is complete once its ``video_id``
+    attribute, written last, names it.
+    """
+    incomplete: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if not isinstance(obj, h5py.Group):
+            return
+        holds_data = any(isinstance(child, h5py.Dataset) for child in obj.values())
+        if (holds_data or len(obj) == 0) and not (
+                "features" in obj and "clip_frames" in obj and obj.attrs.get("video_id") == name):
+            incomplete.append(name)
+
+    handle.visititems(visit)
+    for name in incomplete:
+        del handle[name]
+    return incomplete
 
 
 def read_store_identity(root: Path) -> dict[str, Any] | None:
@@ -204,7 +233,6 @@ class FeatureStoreWriter:
             else set()
         self._handle: h5py.File | None = None
         self._tmp_path: Path | None = None
-        self._open_entries: list[VideoEntry] = []
         self._open_bytes = 0
         self._opened_at = 0.0
         self._write_meta()
@@ -236,7 +264,6 @@ class FeatureStoreWriter:
         for key, value in self.identity.items():
             handle.attrs[key] = value if isinstance(value, (int, float, str)) else _json_attr(value)
         self._handle = handle
-        self._open_entries = []
         self._open_bytes = 0
         self._opened_at = time.monotonic()
         return handle
@@ -262,9 +289,6 @@ class FeatureStoreWriter:
             del handle[record.video_id]
             raise
         self._done.add(record.video_id)
-        self._open_entries.append(VideoEntry(
-            video_id=record.video_id, shard="", num_clips=record.num_clips,
-            num_frames=int(record.num_frames), label=record.label, class_name=record.class_name))
         self._open_bytes += record.features.size * dtype.itemsize
         if (self._open_bytes >= self.shard_bytes
                 or time.monotonic() - self._opened_at >= self.commit_seconds):
@@ -293,6 +317,11 @@ class FeatureStoreWriter:
         """Close the open shard, make it durable and visible; return its path (None if none)."""
         if self._handle is None or self._tmp_path is None:
             return None
+        # Interrupts (Ctrl-C) can land anywhere in add(): what the index lists is read back from
+        # the shard itself, after dropping any group that was not finished.
+        for video_id in _drop_incomplete_groups(self._handle):
+            self._done.discard(video_id)
+        entries = _entries_in(self._handle, "")
         self._handle.flush()
         self._handle.close()
         self._handle = None
@@ -302,21 +331,19 @@ class FeatureStoreWriter:
         self._tmp_path.replace(final)
         lines = "".join(
             VideoEntry(**{**entry.__dict__, "shard": final.name}).to_json() + "\n"
-            for entry in self._open_entries)
+            for entry in entries)
         with open(self.root / INDEX_NAME, "a", encoding="utf-8") as index:
             index.write(lines)
-        self._open_entries = []
         return final
 
     def discard(self) -> None:
         """Drop the open shard (its videos are forgotten)."""
         if self._handle is not None and self._tmp_path is not None:
+            for entry in _entries_in(self._handle, ""):
+                self._done.discard(entry.video_id)
             self._handle.close()
             self._tmp_path.unlink(missing_ok=True)
-            for entry in self._open_entries:
-                self._done.discard(entry.video_id)
         self._handle = None
-        self._open_entries = []
 
     def close(self) -> None:
         """Commit the open shard."""

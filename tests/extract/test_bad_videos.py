@@ -275,3 +275,15 @@ def test_4k_video_memory_stays_bounded(tmp_path):
     peak = _peak_rss_mib(large, tmp_path / "large_features")
     assert FeatureStore(tmp_path / "large_features").read("large").num_frames == 48
     assert peak - baseline < 450, (baseline, peak)
+
+
+def test_symlink_loops_and_links_out_of_the_tree_are_not_followed(tmp_path):
+    root = tmp_path / "videos"
+    _write(root / "cam", "inside", _frames(16), _H264)
+    outside = _write(tmp_path / "elsewhere", "outside", _frames(16), _H264)
+    (root / "cam" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "escape").symlink_to(outside.parent, target_is_directory=True)
+    out = tmp_path / "features"
+    summary = extract([root], out, ExtractConfig(spec=SPEC, decoder="pyav", device="cpu"))
+    assert summary.stored == ["cam/inside"] and not summary.failures
+    assert sorted(p.name for p in out.rglob("*.h5")) == ["shard-00000.h5"]

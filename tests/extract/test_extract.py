@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from _videos import moving_frames, write_video
 from memtsm.cli import app
 from memtsm.extract import ExtractConfig, FeatureSpec, FeatureStore, extract
+from memtsm.extract.verify import verify_store
 
 SMALL = ["--long-side", "64", "--quiet"]
 
@@ -138,26 +140,69 @@ def test_real_ucf_clip_and_ped2_frames(ucf_videos, shared_data, tmp_path):
     assert info.exit_code == 0 and "Assault018_x264" in info.output and "videos: 2" in info.output
 
 
-def test_sigkill_mid_run_then_rerun_stores_every_video_once(tmp_path):
-    root = tmp_path / "videos"
-    root.mkdir()
-    for i in range(6):
-        write_video(root / f"Normal_{i}", moving_frames(48, seed=i), codec="h264")
-    out = tmp_path / "features"
+def _start_extract(root, out):
     cmd = [sys.executable, "-m", "memtsm", "extract", str(root), "--out", str(out),
            "--long-side", "64", "--commit-every", "0.001", "--quiet"]
-    proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _stored_once(out) -> list[str]:
+    """Ids in the store (every completed shard opens, no id twice), or [] before any shard."""
+    if not list(out.glob("shard-*.h5")):
+        return []
+    store = FeatureStore(out)  # raises on an id stored twice
+    assert verify_store(out).ok, verify_store(out).problems
+    return store.video_ids
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_killed_at_random_points_then_rerun_stores_every_video_once(tmp_path, seed):
+    """SIGINT and SIGKILL at random moments (start-up, mid-video, mid-commit), then a rerun."""
+    rng = random.Random(seed)
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(8):
+        write_video(root / f"Normal_{i}", moving_frames(48, seed=i), codec="h264")
+    (root / "broken.mp4").write_bytes(b"\0" * 100)
+    out = tmp_path / "features"
+    stored = []
+    for _ in range(3):
+        proc = _start_extract(root, out)
+        kill = rng.choice([signal.SIGINT, signal.SIGKILL])
+        time.sleep(rng.uniform(0.5, 6.0))
+        proc.send_signal(kill)
+        _, stderr = proc.communicate(timeout=120)
+        if kill == signal.SIGINT:  # Ctrl-C: commits the work done; 0/1 if it had finished
+            assert proc.returncode in (0, 1, 130, -signal.SIGINT), stderr
+        now = _stored_once(out)
+        assert set(stored) <= set(now)  # nothing committed is ever lost
+        stored = now
+    proc = _start_extract(root, out)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr  # 1: the broken file failed, everything else stored
+    assert sorted(_stored_once(out)) == [f"Normal_{i}" for i in range(8)]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["video_id"] for f in failures] == ["broken"]
+    assert not list(out.glob("*.tmp"))
+
+
+def test_sigint_exits_130_and_keeps_what_was_done(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(30):
+        write_video(root / f"Normal_{i:02d}", moving_frames(48, seed=i), codec="h264")
+    out = tmp_path / "features"
+    proc = _start_extract(root, out)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("shard-*.h5")):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = len(FeatureStore(out)) if out.exists() else 0
-    assert partial < 6
-    assert subprocess.run(cmd, env=os.environ.copy()).returncode == 0
-    ids = FeatureStore(out).video_ids
-    assert sorted(ids) == [f"Normal_{i}" for i in range(6)]
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr.lower()
+    done = _stored_once(out)
+    assert 1 <= len(done) < 30
 
 
 def test_video_list_selects_videos_and_reports_missing_ones(video_tree, tmp_path):

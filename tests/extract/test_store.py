@@ -115,6 +115,23 @@ def test_failed_write_leaves_no_partial_group(tmp_path):
     assert FeatureStore(tmp_path).video_ids == ["ok"]
 
 
+def test_commit_drops_groups_an_interrupt_left_unfinished(tmp_path):
+    """Ctrl-C can land between any two steps of add(); commit indexes only finished groups."""
+    with FeatureStoreWriter(tmp_path, IDENTITY) as writer:
+        writer.add(record("Assault/whole"))
+        # What an interrupt leaves: a created, empty group, and one with data but no attributes.
+        handle = writer._handle
+        handle.create_group("Assault/created_only")
+        handle.create_group("half").create_dataset("features", data=np.zeros((3, 4)))
+    store = FeatureStore(tmp_path)
+    assert store.video_ids == ["Assault/whole"]
+    with h5py.File(store.shards[0], "r") as shard:
+        assert "half" not in shard and "Assault/created_only" not in shard
+        assert "Assault/whole" in shard
+    index = (tmp_path / "index.jsonl").read_text().splitlines()
+    assert [json.loads(line)["video_id"] for line in index] == ["Assault/whole"]
+
+
 @pytest.mark.parametrize("video_id", ["", "../x", "/abs", "a/../b", "a//b", "a\\b", "./a"])
 def test_unsafe_video_ids_are_rejected(video_id):
     with pytest.raises(ValueError):
