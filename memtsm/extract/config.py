@@ -123,6 +123,12 @@ class ExtractConfig:
     """Only the videos listed in this file (paths relative to the input folder, one per line,
     like UCF-Crime's ``Anomaly_Train.txt``); listed videos that are not found are failures
     (``--video-list``)."""
+    num_shards: int = 1
+    """Split the videos into this many disjoint parts, balanced by file size, for parallel
+    workers (``--num-shards``; torchrun's ``WORLD_SIZE``)."""
+    shard_index: int = 0
+    """The part this worker extracts, ``0 <= shard_index < num_shards`` (``--shard-index``;
+    torchrun's ``RANK``). Each part writes its own shard files into the same store."""
 
     def __post_init__(self) -> None:
         if self.decoder not in {b.value for b in DecoderBackend}:
@@ -137,6 +143,16 @@ class ExtractConfig:
             raise ValueError(f"--shard-size must be > 0, got {self.shard_bytes}")
         if self.commit_seconds <= 0:
             raise ValueError(f"--commit-every must be > 0, got {self.commit_seconds}")
+        if self.num_shards < 1:
+            raise ValueError(f"--num-shards must be >= 1, got {self.num_shards}")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"--shard-index must be in [0, {self.num_shards - 1}] for "
+                             f"--num-shards {self.num_shards}, got {self.shard_index}")
+
+    @property
+    def worker_suffix(self) -> str:
+        """``""`` for a single worker, else ``-r{shard_index}``: names this worker's files."""
+        return f"-r{self.shard_index}" if self.num_shards > 1 else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (the resolved config written next to the output)."""

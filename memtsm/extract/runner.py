@@ -38,6 +38,7 @@ from memtsm.extract.sources import (
     read_labels_csv,
     read_video_list,
     resolve_label,
+    shard_sources,
 )
 from memtsm.extract.store import FAILURES_NAME, FeatureStoreWriter, VideoRecord
 from memtsm.extract.weights import resolve_weights, sha256_of
@@ -260,12 +261,17 @@ def extract(
     out: Path | str,
     config: ExtractConfig = ExtractConfig(),
     progress: Progress | None = None,
-    shard_prefix: str = "shard",
 ) -> ExtractSummary:
     """Extract clip features of every video under ``inputs`` into the store at ``out``.
 
     Videos already in a completed shard of ``out`` are skipped. Failures are written to
     ``out/failures.jsonl`` and returned; they do not stop the run.
+
+    With ``config.num_shards > 1`` this worker extracts only its part of the videos
+    (:func:`~memtsm.extract.sources.shard_sources`) and names its files with
+    ``config.worker_suffix``: shards ``shard-r{i}-NNNNN.h5``, ``failures-r{i}.jsonl`` and
+    ``extract_config-r{i}.json``. Workers share the store and its index; skipping is by what the
+    whole store holds, so a rerun with another number of workers redoes nothing.
 
     Raises:
         FileNotFoundError, ValueError: bad inputs (before anything is written).
@@ -283,17 +289,21 @@ def extract(
         sources = [s for s in sources if s.video_id in set(listed)]
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
+    sources = shard_sources(sources, config.num_shards, config.shard_index)
+    if config.shard_index > 0:
+        unlisted = []  # reported once, by worker 0
+    suffix = config.worker_suffix
     overrides = read_labels_csv(Path(config.labels_csv)) if config.labels_csv else None
     extractor = FeatureExtractor(config)
     summary = ExtractSummary(decoder=extractor.backend.value, device=str(extractor.device))
     started = time.perf_counter()
     with FeatureStoreWriter(out, extractor.identity, extractor.provenance, config.shard_bytes,
-                            config.commit_seconds, shard_prefix) as writer:
-        config.write(out / EXTRACT_CONFIG_NAME)
+                            config.commit_seconds, f"shard{suffix}") as writer:
+        config.write(out / _with_suffix(EXTRACT_CONFIG_NAME, suffix))
         done = writer.done_ids
         todo = [s for s in sources if s.video_id not in done]
         summary.skipped = [s.video_id for s in sources if s.video_id in done]
-        failures = _FailureLog(out / FAILURES_NAME, summary, progress)
+        failures = _FailureLog(out / _with_suffix(FAILURES_NAME, suffix), summary, progress)
         for video_id in unlisted:
             failures.add(VideoSource(video_id, Path(video_id), False),
                          f"{config.video_list}: {video_id} is listed but was not found under "
@@ -316,6 +326,12 @@ def extract(
             progress.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _with_suffix(name: str, suffix: str) -> str:
+    """``failures.jsonl`` -> ``failures-r1.jsonl`` for worker suffix ``-r1``."""
+    stem, dot, extension = name.partition(".")
+    return f"{stem}{suffix}{dot}{extension}"
 
 
 class _FailureLog:

@@ -185,3 +185,33 @@ def resolve_label(video_id: str, overrides: dict[str, VideoLabel] | None = None)
         if name in overrides:
             return overrides[name]
     return infer_label(video_id)
+
+
+def source_bytes(source: VideoSource) -> int:
+    """Size on disk of a video file, or of a frame folder's images (the work it takes)."""
+    if source.is_frame_folder:
+        return sum(p.stat().st_size for p in source.path.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return source.path.stat().st_size if source.path.is_file() else 0
+
+
+def shard_sources(sources: list[VideoSource], num_shards: int, shard_index: int
+                  ) -> list[VideoSource]:
+    """The part ``shard_index`` of ``num_shards`` disjoint parts, balanced by bytes.
+
+    Deterministic for the same list whatever the order given: videos are taken largest first
+    (ties by id), each to the part with the fewest bytes so far (ties to the lowest index).
+    Every worker computes the same split, so together they cover every video exactly once.
+    Returns the part sorted by id.
+    """
+    if num_shards == 1:
+        return sorted(sources, key=lambda s: s.video_id)
+    loads = [0] * num_shards
+    mine: list[VideoSource] = []
+    sized = sorted(((source_bytes(s), s) for s in sources), key=lambda p: (-p[0], p[1].video_id))
+    for size, source in sized:
+        part = min(range(num_shards), key=lambda i: (loads[i], i))
+        loads[part] += size
+        if part == shard_index:
+            mine.append(source)
+    return sorted(mine, key=lambda s: s.video_id)

@@ -21,6 +21,7 @@ not match, and temporary shards left by an interrupted run are discarded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -160,6 +161,24 @@ def _entries_in(handle: h5py.File, shard_name: str) -> list[VideoEntry]:
 
     handle.visititems(visit)
     return entries
+
+
+def _locked_index(path: Path) -> int:
+    """Open ``path`` for appending under an exclusive lock; return the descriptor.
+
+    Parallel workers append to one index, and a reader may replace a stale index with a rebuilt
+    file meanwhile: after taking the lock, the descriptor must still be the file at ``path``.
+    Closing the descriptor releases the lock.
+    """
+    while True:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
 
 
 def _drop_incomplete_groups(handle: h5py.File) -> list[str]:
@@ -328,12 +347,17 @@ class FeatureStoreWriter:
         with open(self._tmp_path, "rb") as shard_file:
             os.fsync(shard_file.fileno())
         final = self._tmp_path.with_suffix("")
-        self._tmp_path.replace(final)
         lines = "".join(
             VideoEntry(**{**entry.__dict__, "shard": final.name}).to_json() + "\n"
             for entry in entries)
-        with open(self.root / INDEX_NAME, "a", encoding="utf-8") as index:
-            index.write(lines)
+        # Rename and index append under the index lock: a reader never rebuilds the index
+        # between the two (which would list this shard twice).
+        descriptor = _locked_index(self.root / INDEX_NAME)
+        try:
+            self._tmp_path.replace(final)
+            os.write(descriptor, lines.encode("utf-8"))
+        finally:
+            os.close(descriptor)
         return final
 
     def discard(self) -> None:
@@ -398,11 +422,17 @@ class FeatureStore:
                 entries = None
             if entries is not None and {e.shard for e in entries} == shard_names:
                 return entries
-        # Index missing or stale (e.g. killed between rename and index append): rebuild.
-        entries = [entry for shard in self.shards for entry in _read_entries(shard)]
-        tmp = self.root / f".{INDEX_NAME}.{os.getpid()}.tmp"
-        tmp.write_text("".join(e.to_json() + "\n" for e in entries), encoding="utf-8")
-        tmp.replace(index)
+        # Index missing or stale (e.g. killed between rename and index append): rebuild, under
+        # the index lock so that no worker's append lands in the replaced file.
+        descriptor = _locked_index(index)
+        try:
+            self.shards = completed_shards(self.root)
+            entries = [entry for shard in self.shards for entry in _read_entries(shard)]
+            tmp = self.root / f".{INDEX_NAME}.{os.getpid()}.tmp"
+            tmp.write_text("".join(e.to_json() + "\n" for e in entries), encoding="utf-8")
+            tmp.replace(index)
+        finally:
+            os.close(descriptor)
         return entries
 
     @property
