@@ -36,7 +36,7 @@ from memtsm.extract.decode.base import (
     keep_all,
     wanted_batches,
 )
-from memtsm.extract.decode.pyav import PyAVDecoder
+from memtsm.extract.decode.pyav import PyAVDecoder, ffmpeg_reason
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _scan_packets(path: Path) -> _PacketScan:
             header_frames = int(stream.frames or 0)
             start = float((stream.start_time or 0) * time_base) if time_base else 0.0
     except av.FFmpegError as exc:
-        raise DecodeError(path, f"corrupt container ({exc})") from exc
+        raise DecodeError(path, f"corrupt container ({ffmpeg_reason(exc)})") from exc
     times = [] if None in pts or time_base is None else sorted(float(t * time_base) for t in pts)
     return _PacketScan(header_frames=header_frames, packets=len(pts), times=times, start=start)
 

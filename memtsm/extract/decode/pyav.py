@@ -47,7 +47,8 @@ class PyAVDecoder(VideoDecoder):
         try:
             self._container = av.open(str(self.path), mode="r")
         except av.FFmpegError as exc:
-            raise DecodeError(self.path, f"not a readable video container ({exc})") from exc
+            raise DecodeError(self.path, f"not a readable video container ({ffmpeg_reason(exc)})"
+                              ) from exc
         try:
             if not self._container.streams.video:
                 kinds = sorted({s.type for s in self._container.streams}) or ["no"]
@@ -72,7 +73,7 @@ class PyAVDecoder(VideoDecoder):
             return next(self._frames, None)
         except av.FFmpegError as exc:
             raise DecodeError(self.path, f"corrupt stream after frame {self.frames_decoded} "
-                              f"({exc})") from exc
+                              f"({ffmpeg_reason(exc)})") from exc
 
     def _read_info(self, first: av.VideoFrame) -> VideoInfo:
         stream = self._stream
@@ -133,6 +134,11 @@ class PyAVDecoder(VideoDecoder):
     def close(self) -> None:
         """Close the container."""
         self._container.close()
+
+
+def ffmpeg_reason(exc: av.FFmpegError) -> str:
+    """FFmpeg's reason without its error number and the path (the message names the file)."""
+    return str(exc.strerror or exc)
 
 
 def _upright_turns(rotation: float) -> int:
