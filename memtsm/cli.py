@@ -80,9 +80,19 @@ def extract(
                                           "UCF-Crime path rule."),
     video_list: Optional[Path] = typer.Option(None, help="Only these videos: one path per line, "
                                               "relative to INPUT (UCF-Crime Anomaly_Train.txt)."),
+    num_shards: Optional[int] = typer.Option(None, help="Split the videos into N parts balanced "
+                                             "by size, for N parallel workers (default: "
+                                             "torchrun's WORLD_SIZE, else 1)."),
+    shard_index: Optional[int] = typer.Option(None, help="The part this worker extracts, 0..N-1 "
+                                              "(default: torchrun's RANK, else 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
 ) -> None:
-    """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5."""
+    """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5.
+
+    Under torchrun every process extracts its own part of the videos on its own GPU
+    (cuda:LOCAL_RANK) into the same store; --num-shards/--shard-index do the same for
+    schedulers such as SLURM arrays.
+    """
     _setup_logging(quiet)
     from memtsm.extract.config import ExtractConfig, FeatureSpec
     from memtsm.extract.runner import extract as run_extract
@@ -90,6 +100,7 @@ def extract(
     from memtsm.extract.weights import WeightsError
 
     try:
+        num_shards, shard_index, device = _extract_worker(num_shards, shard_index, device)
         config = ExtractConfig(
             spec=FeatureSpec(clip_len=clip_len, frame_stride=frame_stride, layout=layout,
                              long_side=long_side),
@@ -97,7 +108,8 @@ def extract(
             shard_bytes=parse_size(shard_size), commit_seconds=commit_every,
             xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
             labels_csv=str(labels) if labels else None,
-            video_list=str(video_list) if video_list else None)
+            video_list=str(video_list) if video_list else None,
+            num_shards=num_shards, shard_index=shard_index)
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     try:
@@ -116,6 +128,35 @@ def extract(
     for failure in summary.failures:
         typer.echo(f"  failed: {failure.error}", err=True)
     raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)
+
+
+def _extract_worker(num_shards: int | None, shard_index: int | None, device: str
+                    ) -> tuple[int, int, str]:
+    """``(num_shards, shard_index, device)`` of this extract worker: flags, else torchrun's env.
+
+    Under torchrun (``WORLD_SIZE > 1``) the part is the process's rank and ``auto``/``cuda``
+    mean ``cuda:LOCAL_RANK`` when CUDA is available.
+
+    Raises:
+        ValueError: flags that contradict torchrun's environment.
+    """
+    from memtsm.pipeline.distributed import DistributedError, World
+
+    try:
+        world = World.from_env()
+    except DistributedError as exc:
+        raise ValueError(str(exc)) from None
+    if world.world_size == 1:
+        return num_shards or 1, shard_index or 0, device
+    if (num_shards, shard_index) not in ((None, None), (world.world_size, world.rank)):
+        raise ValueError(f"--num-shards/--shard-index ({num_shards}/{shard_index}) contradict "
+                         f"torchrun's WORLD_SIZE/RANK ({world.world_size}/{world.rank}); "
+                         "give neither under torchrun")
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{world.local_rank}"
+    return world.world_size, world.rank, device
 
 
 @features_app.command("info")
@@ -230,10 +271,20 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
 ) -> None:
-    """Train the MemTSM scorer (or the MIL baseline) with video-level labels."""
-    _setup_logging(quiet)
+    """Train the MemTSM scorer (or the MIL baseline) with video-level labels.
+
+    Under torchrun -m memtsm train, the processes train one model (--batch-size: global batch).
+    """
     from memtsm.pipeline.config import TrainConfig
+    from memtsm.pipeline.distributed import World
     from memtsm.pipeline.train import train as run_train
+
+    try:
+        world = World.from_env()
+    except RuntimeError as exc:
+        raise _usage_error(str(exc)) from None
+    quiet = quiet or not world.is_main  # the other ranks only report errors
+    _setup_logging(quiet)
 
     scorer = {k: v for k, v in {"n_div": n_div, "mem_size": mem_size, "channels": channels,
                                  "num_blocks": num_blocks}.items() if v is not None}
@@ -247,16 +298,66 @@ def train(
     }
     try:
         train_config = TrainConfig.from_yaml(config, overrides)
-        result = run_train(train_config, _progress(quiet, "epochs"))
+        result = run_train(train_config, _progress(quiet, "epochs"), world)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: rerun with --resume to continue from {out}/last.pt", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise _usage_error(str(exc)) from None
+    if not world.is_main:
+        return
     auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
     threshold = "n/a" if result.threshold is None else f"{result.threshold:.4f}"
     typer.echo(f"best epoch {result.best_epoch}: validation video AUC {auc}, threshold "
                f"{threshold} -> {result.best_checkpoint}", err=True)
+
+
+@app.command()
+def sweep(
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Feature store(s) with "
+                                        "labelled training videos (repeat the flag for more)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep directory (runs/, sweep.csv, "
+                             "sweep.md, sweep.json)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML base train config."),
+    seeds: str = typer.Option("0", help="Seeds of every variant: 0,1,2 or 0-4."),
+    settings: list[str] = typer.Option([], "--set", help="key=value[,value...] over a train "
+                                       "option (lr, epochs, scorer.channels, loss.topk, ...); "
+                                       "repeat it: the grid is every combination."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda [auto]; under torchrun "
+                                         "each process uses cuda:LOCAL_RANK."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or info logs."),
+) -> None:
+    """Train seeds x config variants and tabulate validation metrics (mean ± std over seeds).
+
+    Under torchrun -m memtsm sweep, rank r of N trains runs r, r+N, ...; exits 1 if a run failed.
+    """
+    from memtsm.pipeline.config import TrainConfig
+    from memtsm.pipeline.distributed import World
+    from memtsm.pipeline.sweep import SweepConfig, parse_seeds, run_sweep
+
+    try:
+        world = World.from_env()
+    except RuntimeError as exc:
+        raise _usage_error(str(exc)) from None
+    _setup_logging(quiet)
+    try:
+        base = TrainConfig.from_yaml(config, {"features": tuple(str(p) for p in features),
+                                              "out": str(out), "device": device})
+        plan = SweepConfig.from_settings(base, parse_seeds(seeds), settings)
+        result = run_sweep(plan, _progress(quiet or not world.is_main, "runs"), world)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: rerun the same command to continue the sweep in {out}",
+                   err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise _usage_error(str(exc)) from None
+    if world.is_main:
+        typer.echo(result.markdown, nl=False)
+        for run in result.failed:
+            typer.echo(f"failed: {run['variant']} seed {run['seed']}: {run['error']}", err=True)
+        typer.echo(f"{len(result.runs)} runs -> {result.out}/sweep.csv, sweep.md, sweep.json",
+                   err=True)
+    raise typer.Exit(EXIT_FAILURES if result.failed else EXIT_OK)
 
 
 class AnnotationFormat(str, enum.Enum):

@@ -33,6 +33,6 @@ def test_extract_package_does_not_import_dali():
 
 def test_help_lists_commands():
     output = CliRunner().invoke(app, ["--help"]).output
-    for command in ("extract", "import-features", "train", "evaluate", "score", "demo",
+    for command in ("extract", "import-features", "train", "sweep", "evaluate", "score", "demo",
                     "features"):
         assert command in output

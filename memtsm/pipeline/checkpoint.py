@@ -19,7 +19,7 @@ Keys of the file::
     state_dict                  the scorer's parameters and buffers
     memtsm_version, torch_version
     training_state              last.pt only: optimizer, scheduler, RNG state, best-so-far,
-                                metrics history (None in best.pt)
+                                metrics history, world size (None in best.pt)
 
 Files are written atomically: to a temporary file in the same directory, flushed to disk, then
 renamed over the target.
@@ -28,6 +28,7 @@ renamed over the target.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import pickle
 import warnings
@@ -64,6 +65,9 @@ class TrainingState:
         best_val_auc: Its validation ROC-AUC (``None`` if undefined).
         best_val_loss: Its validation loss.
         history: Per-epoch metric dicts so far (the lines of metrics.jsonl).
+        world_size: Processes that trained it (1: one process; more: torchrun, whose ranks
+            draw their dropout from a stream seeded per epoch and rank, not from
+            ``rng_state``).
     """
 
     optimizer: dict[str, Any]
@@ -74,6 +78,7 @@ class TrainingState:
     best_val_auc: float | None = None
     best_val_loss: float | None = None
     history: tuple[dict[str, Any], ...] = ()
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the checkpoint file."""
@@ -242,10 +247,27 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
+    return _load(path, path)
+
+
+def load_checkpoint_bytes(data: bytes, source: Path | str) -> Checkpoint:
+    """:func:`load_checkpoint` of a file's bytes (read elsewhere, e.g. by another process).
+
+    Args:
+        data: The file's contents.
+        source: Where they came from (for error messages).
+
+    Raises:
+        CheckpointError: As :func:`load_checkpoint`.
+    """
+    return _load(io.BytesIO(data), Path(source))
+
+
+def _load(file: Path | io.BytesIO, path: Path) -> Checkpoint:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pickle-protocol chatter of torch.load
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = next((line.strip() for line in str(exc).splitlines()
                        if "Unsupported" in line or "WeightsUnpickler error" in line), "")

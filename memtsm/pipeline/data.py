@@ -36,6 +36,12 @@ its class was drawn, which spreads repeats evenly instead of drawing i.i.d. with
 and the last batch of the larger class is topped up from a new permutation. The batches of epoch
 ``e`` depend only on ``(seed, e)``, so a resumed run sees the same batches as an uninterrupted
 one without storing sampler state.
+
+Distributed runs (:func:`split_batch`). Every rank builds the same sampler with the same seed, so
+every rank knows the same sequence of *global* batches (``batch_size`` is the global batch). Rank
+``r`` of ``W`` takes the ``r``-th ``1/W`` of the normal half and the ``r``-th ``1/W`` of the
+anomalous half of each one: the shares are disjoint, each is balanced, and together they are the
+global batch. ``batch_size`` must therefore be a multiple of ``2 W``.
 """
 
 from __future__ import annotations
@@ -359,8 +365,8 @@ def derive_seed(seed: int, *keys: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-#: Stream ids for :func:`derive_seed`.
-SPLIT_STREAM, SAMPLER_STREAM = 1, 2
+#: Stream ids for :func:`derive_seed` (dropout: per epoch and rank in distributed runs).
+SPLIT_STREAM, SAMPLER_STREAM, DROPOUT_STREAM = 1, 2, 3
 
 
 def stratified_split(
@@ -459,3 +465,39 @@ class BalancedBatchSampler:
     def __iter__(self) -> Iterator[torch.Tensor]:
         """Batches of epoch 0 (use :meth:`epoch` for later epochs)."""
         return iter(self.epoch(0))
+
+
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """Check that a global balanced batch splits into ``world_size`` equal balanced shares.
+
+    Raises:
+        ValueError: ``batch_size`` is not a multiple of ``2 * world_size``.
+    """
+    if batch_size % (2 * world_size):
+        raise ValueError(
+            f"--batch-size {batch_size} is the global batch, split over {world_size} processes "
+            f"into equal shares of half normal and half anomalous bags: it must be a multiple "
+            f"of 2 x {world_size} = {2 * world_size}")
+
+
+def split_batch(batch: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Split a balanced batch (normal half first) into ``world_size`` balanced shares.
+
+    Row ``r`` is rank ``r``'s share: the ``r``-th slice of the normal half, then the ``r``-th
+    slice of the anomalous half. ``split_batch(b, 1)[0]`` is ``b``.
+
+    Args:
+        batch: ``int64 [B]`` from :meth:`BalancedBatchSampler.epoch`.
+        world_size: W.
+
+    Returns:
+        ``int64 [W, B / W]``, each row normal first.
+
+    Raises:
+        ValueError: ``B`` is not a multiple of ``2 W``.
+    """
+    check_batch_split(int(batch.numel()), world_size)
+    half = batch.numel() // 2
+    normal = batch[:half].view(world_size, -1)
+    anomalous = batch[half:].view(world_size, -1)
+    return torch.cat([normal, anomalous], dim=1)

@@ -34,10 +34,35 @@ Run directory::
 Determinism: weights, split, sampler and dropout are all seeded from ``seed``; training runs
 inside ``torch.random.fork_rng`` so the caller's global RNG is left untouched. Two runs with the
 same config on the CPU give identical metrics and weights.
+
+Distributed (``torchrun --nproc-per-node N -m memtsm train ...``, see
+:mod:`memtsm.pipeline.distributed`): W processes train one model with DistributedDataParallel,
+and the run is the single-process run of the same config, up to float rounding:
+
+* ``batch_size`` stays the *global* batch; each rank draws the same global batches and takes
+  its balanced share (:func:`memtsm.pipeline.data.split_batch`), so it must be a multiple of
+  ``2 W``.
+* Loss: each rank scores its share, then all-gathers the per-segment scores and reconstruction
+  errors (:func:`memtsm.pipeline.distributed.gather_rows`, forward only) and computes the loss
+  terms of the *global* batch -- the top-k video scores, the focal mean over all B videos, the
+  reconstruction mean over all valid normal segments, the ranking pairs across ranks. Gradients
+  reach only a rank's own share, so it backpropagates ``W x batch terms + memory regulariser``:
+  DDP's average of the gradients is then exactly the gradient of the global objective, with the
+  regulariser (a function of the parameters alone, computed on every rank) counted once. The
+  logged loss terms are the global batch's, identical on every rank.
+* Dropout: rank ``r`` reseeds from ``(seed, epoch, r)`` at every epoch start (ranks need
+  distinct masks), so a distributed run matches the single-process one exactly only without
+  dropout (``scorer.dropout: 0``), and a resumed distributed run needs no saved RNG state.
+* Rank 0 alone evaluates (train AUC, validation), picks the best epoch and the threshold and
+  broadcasts its metrics row, so every rank keeps the same history and returns the same
+  :class:`TrainResult`. Rank 0 alone checks and writes the run directory (config, metrics,
+  checkpoints, curves) and reads ``last.pt`` for ``--resume``, sending it to the other ranks:
+  only the feature stores must be readable on every node.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -50,7 +75,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from memtsm.devices import resolve_device
 from memtsm.model import (
     LossTerms,
     ScorerOutput,
@@ -65,19 +89,24 @@ from .checkpoint import (
     Checkpoint,
     CheckpointError,
     TrainingState,
-    load_checkpoint,
+    load_checkpoint_bytes,
     save_checkpoint,
 )
 from .config import TrainConfig
 from .data import (
     ANOMALOUS,
+    DROPOUT_STREAM,
     NORMAL,
     BagDataset,
     BalancedBatchSampler,
     DataError,
+    check_batch_split,
+    derive_seed,
     load_bags,
+    split_batch,
     stratified_split,
 )
+from .distributed import World, gather_rows, process_group, share_from_main
 
 logger = logging.getLogger(__name__)
 
@@ -188,10 +217,38 @@ def _is_better(auc: float | None, loss: float, best_auc: float | None,
 
 
 def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput, mask: Tensor,
-               labels: Tensor) -> tuple[Tensor, LossTerms]:
+               labels: Tensor, world_size: int = 1) -> tuple[Tensor, LossTerms]:
+    """The loss to backpropagate and its terms (``terms.total``: the objective's value).
+
+    With ``world_size`` W > 1 the batch is the global one (gathered from every rank, gradients
+    only through this rank's share) and the result is ``W x batch terms + weighted memory
+    regulariser``, so that DDP's gradient average is the gradient of the global objective (see
+    the module docstring). ``terms`` are always the global objective's.
+    """
     if config.model == "mil-mlp":
-        return mil_loss(output, mask, labels)
-    return memtsm_loss(output, mask, labels, config.loss, model.regularizer())
+        total, terms = mil_loss(output, mask, labels)
+        return (total if world_size == 1 else world_size * total), terms
+    if world_size == 1:
+        return memtsm_loss(output, mask, labels, config.loss, model.regularizer())
+    batch_total, terms = memtsm_loss(output, mask, labels, config.loss, None)
+    reg = model.regularizer()
+    weighted_reg = config.loss.mem_reg_weight * reg
+    return (world_size * batch_total + weighted_reg,
+            terms._replace(total=batch_total + weighted_reg, memory_reg=reg))
+
+
+def _global_output(world: World, output: ScorerOutput) -> ScorerOutput:
+    """The per-segment outputs the objectives read, of every rank's share, in rank order.
+
+    ``scores``, ``logits`` and ``recon_error`` ``[b, S]`` become ``[W b, S]`` (this rank's rows
+    keep their graph); ``readout``, ``attention`` and ``embedding`` are not gathered and are
+    empty ``[W b, S, 0]``.
+    """
+    packed = torch.stack([output.scores, output.logits, output.recon_error], dim=-1)
+    scores, logits, recon_error = gather_rows(world, packed).unbind(-1)
+    empty = scores.new_zeros(*scores.shape, 0)
+    return ScorerOutput(scores=scores, logits=logits, readout=empty, recon_error=recon_error,
+                        attention=empty, embedding=empty)
 
 
 @torch.no_grad()
@@ -251,7 +308,31 @@ def _write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+def _claim_run_dir(config: TrainConfig) -> bytes:
+    """Check ``config.out`` for a new run or a resume; the bytes of ``last.pt`` when resuming.
+
+    A run is only what a committed epoch left (``last.pt``): a directory from a run killed
+    before its first epoch ended is started afresh, with or without ``--resume``, so a job
+    script can always pass ``--resume`` (e.g. a requeued SLURM job).
+
+    Raises:
+        FileExistsError: ``out`` already holds a run and ``resume`` is False.
+    """
+    run_dir = Path(config.out)
+    last_path = run_dir / LAST_NAME
+    if last_path.is_file():
+        if config.resume:
+            return last_path.read_bytes()
+        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to "
+                              "continue it or choose another --out")
+    if config.resume:
+        logger.warning("--resume: %s not found (no epoch was committed); starting the run",
+                       last_path)
+    return b""
+
+
+def train(config: TrainConfig, progress: Progress | None = None,
+          world: World | None = None) -> TrainResult:
     """Train a scorer; write the run directory; return the best epoch and its threshold.
 
     Each line of ``metrics.jsonl`` holds: ``epoch`` (1-based), ``steps``, ``loss_<term>`` for
@@ -263,33 +344,41 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     Args:
         config: The run; ``config.resume`` continues ``out/last.pt``.
         progress: Reports epochs (items) and optimisation steps (units).
+        world: The processes training together (default: :meth:`World.from_env`, i.e. the
+            ranks torchrun started, or this process alone). Every rank calls :func:`train`
+            with the same config; see the module docstring.
 
     Returns:
-        :class:`TrainResult`.
+        :class:`TrainResult` (the same on every rank).
 
     Raises:
         DataError: Unusable stores (see :func:`memtsm.pipeline.data.load_bags`) or too few
             videos of a class to validate.
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
-        FileNotFoundError: ``resume`` without ``out/last.pt``.
-        ValueError: ``resume`` with a different config or other feature stores.
-        RuntimeError: ``--device cuda`` without CUDA.
+        ValueError: ``resume`` with a different config or other feature stores; a
+            ``batch_size`` that does not split into equal balanced shares over the ranks.
+        RuntimeError: ``--device cuda`` without CUDA; a distributed set-up error
+            (:class:`~memtsm.pipeline.distributed.DistributedError`), also raised on the other
+            ranks when rank 0 fails to start the run.
     """
     config = config.resolved()
-    progress = progress or SilentProgress()
-    device = resolve_device(config.device)
+    world = World.from_env() if world is None else world
+    check_batch_split(config.batch_size, world.world_size)
+    device = world.device(config.device)
+    with process_group(world, device):
+        return _train(config, progress or SilentProgress(), world, device)
+
+
+def _train(config: TrainConfig, progress: Progress, world: World,
+           device: torch.device) -> TrainResult:
     run_dir = Path(config.out)
-    last_path, best_path = run_dir / LAST_NAME, run_dir / BEST_NAME
-    metrics_path = run_dir / METRICS_NAME
+    last_path, metrics_path = run_dir / LAST_NAME, run_dir / METRICS_NAME
+    # Rank 0 checks the run directory and reads last.pt; every rank gets the same bytes.
+    last_bytes = share_from_main(world, device, lambda: _claim_run_dir(config))
     resume_ckpt: Checkpoint | None = None
-    if config.resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"--resume: {last_path} not found (nothing to resume)")
-        resume_ckpt = load_checkpoint(last_path)
+    if last_bytes:
+        resume_ckpt = load_checkpoint_bytes(last_bytes, last_path)
         _check_resume(config, resume_ckpt, last_path)
-    elif last_path.exists() or metrics_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to "
-                              "continue it or choose another --out")
 
     data = load_bags(config.features, config.num_segments)
     train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
@@ -304,8 +393,13 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     logger.info("%d bags (%d normal, %d anomalous; %d unlabelled skipped): %d train, %d val",
                 len(data), n_normal, n_anomalous, data.skipped_unlabelled, len(train_idx),
                 len(val_idx))
+    if world.is_distributed:
+        logger.info("rank %d of %d on %s: %d bags of each global batch of %d", world.rank,
+                    world.world_size, device, config.batch_size // world.world_size,
+                    config.batch_size)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     scorer_config = config.scorer_config(data.feature_dim)
     sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
                                    config.seed, indices=train_idx,
@@ -335,15 +429,24 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             torch.set_rng_state(state.rng_state)
             if state.cuda_rng_state is not None and device.type == "cuda":
                 torch.cuda.set_rng_state(state.cuda_rng_state, device)
+            if state.world_size != world.world_size and world.is_main:
+                logger.warning("%s was trained by %d process(es), now %d: same batches, but "
+                               "dropout masks differ from an uninterrupted run", last_path,
+                               state.world_size, world.world_size)
             history = [dict(h) for h in state.history]
             best_epoch, best_auc, best_loss = (state.best_epoch, state.best_val_auc,
                                                state.best_val_loss)
             start_epoch = resume_ckpt.epoch
-            _write_lines(metrics_path, history)  # drop lines of an epoch that never committed
+            if world.is_main:  # drop lines of an epoch that never committed
+                _write_lines(metrics_path, history)
             logger.info("resuming %s at epoch %d/%d", run_dir, start_epoch + 1, config.epochs)
-        else:
+        elif world.is_main:
             config.replace(resume=False).to_yaml(run_dir / CONFIG_NAME)
             _write_lines(metrics_path, [])
+        trainer = model
+        if world.is_distributed:
+            trainer = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
 
         common = dict(scorer_config=scorer_config, loss_config=config.loss,
                       train_config=config.replace(resume=False), feature_identity=data.identity,
@@ -352,66 +455,102 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         progress.start(remaining, remaining * steps_per_epoch, "steps")
         try:
             for epoch in range(start_epoch, config.epochs):
-                row = _run_epoch(model, optimizer, scheduler, sampler, epoch, segments, masks,
-                                 labels, config, device, progress)
-                train_eval = _evaluate(model, config, data, train_idx, device, with_loss=False)
-                val = _evaluate(model, config, data, val_idx, device, with_loss=True)
-                threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
-                row.update(train_auc=train_eval["auc"], val_loss=val["loss"],
-                           val_auc=val["auc"], val_ap=val["ap"], val_f1=val_f1,
-                           threshold=threshold)
-                row["seconds"] = time.perf_counter() - row.pop("_t0")
+                row = _run_epoch(trainer, model, optimizer, scheduler, sampler, epoch, segments,
+                                 masks, labels, config, world, progress)
+                # Rank 0 validates; every rank takes its row (and so the same decisions).
+                row = json.loads(share_from_main(world, device, functools.partial(
+                    _validation_row, model, config, data, train_idx, val_idx, row)))
                 history.append(row)
-                with open(metrics_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                val_metrics = {k: row[k] for k in ("val_loss", "val_auc", "val_ap", "val_f1")}
-                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                if _is_better(val["auc"], val["loss"], best_auc, best_loss, best_epoch):
-                    best_epoch, best_auc, best_loss = epoch + 1, val["auc"], val["loss"]
-                    save_checkpoint(best_path, Checkpoint(
-                        state_dict=weights, threshold=threshold, epoch=epoch + 1,
-                        val_metrics=val_metrics, **common))
-                state = TrainingState(
-                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                    rng_state=torch.get_rng_state(),
-                    cuda_rng_state=torch.cuda.get_rng_state(device)
-                    if device.type == "cuda" else None,
-                    best_epoch=best_epoch, best_val_auc=best_auc, best_val_loss=best_loss,
-                    history=tuple(history))
-                # last.pt is the commit point of an epoch (--resume trusts it, not the log).
-                save_checkpoint(last_path, Checkpoint(
-                    state_dict=weights, threshold=threshold, epoch=epoch + 1,
-                    val_metrics=val_metrics, training_state=state, **common))
+                improved = _is_better(row["val_auc"], row["val_loss"], best_auc, best_loss,
+                                      best_epoch)
+                if improved:
+                    best_epoch, best_auc, best_loss = epoch + 1, row["val_auc"], row["val_loss"]
+                if world.is_main:
+                    _commit_epoch(model, optimizer, scheduler, device, row, improved, history,
+                                  (best_epoch, best_auc, best_loss), world, run_dir, common)
                 info = _epoch_info(row, config)
                 logger.info("epoch %d/%d: %s", epoch + 1, config.epochs, info)
                 progress.item_done(f"epoch {epoch + 1}/{config.epochs}", True, info)
         finally:
             progress.close()
 
-    if history:
+    if history and world.is_main:
         plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
-    best = load_checkpoint(best_path)
     return TrainResult(run_dir=run_dir, best_epoch=best_epoch, best_val_auc=best_auc,
-                       threshold=best.threshold, metrics=tuple(history), device=str(device))
+                       threshold=history[best_epoch - 1]["threshold"] if best_epoch else None,
+                       metrics=tuple(history), device=str(device))
 
 
-def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+def _validation_row(model: nn.Module, config: TrainConfig, data: BagDataset,
+                    train_idx: np.ndarray, val_idx: np.ndarray, row: dict[str, Any]) -> bytes:
+    """``row`` completed with train AUC, validation metrics, threshold and seconds, as JSON."""
+    device = next(model.parameters()).device
+    train_eval = _evaluate(model, config, data, train_idx, device, with_loss=False)
+    val = _evaluate(model, config, data, val_idx, device, with_loss=True)
+    threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
+    row.update(train_auc=train_eval["auc"], val_loss=val["loss"], val_auc=val["auc"],
+               val_ap=val["ap"], val_f1=val_f1, threshold=threshold)
+    row["seconds"] = time.perf_counter() - row.pop("_t0")
+    return json.dumps(row).encode()
+
+
+def _commit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
+                  row: dict[str, Any], improved: bool, history: list[dict[str, Any]],
+                  best: tuple[int, float | None, float | None], world: World, run_dir: Path,
+                  common: dict[str, Any]) -> None:
+    """Append ``row`` to metrics.jsonl, write best.pt if ``improved``, then last.pt (rank 0)."""
+    with open(run_dir / METRICS_NAME, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    epoch = row["epoch"]
+    val_metrics = {k: row[k] for k in ("val_loss", "val_auc", "val_ap", "val_f1")}
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if improved:
+        save_checkpoint(run_dir / BEST_NAME, Checkpoint(
+            state_dict=weights, threshold=row["threshold"], epoch=epoch,
+            val_metrics=val_metrics, **common))
+    best_epoch, best_auc, best_loss = best
+    state = TrainingState(
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        rng_state=torch.get_rng_state(),
+        cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        best_epoch=best_epoch, best_val_auc=best_auc, best_val_loss=best_loss,
+        history=tuple(history), world_size=world.world_size)
+    # last.pt is the commit point of an epoch (--resume trusts it, not the log).
+    save_checkpoint(run_dir / LAST_NAME, Checkpoint(
+        state_dict=weights, threshold=row["threshold"], epoch=epoch, val_metrics=val_metrics,
+        training_state=state, **common))
+
+
+def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, sampler: BalancedBatchSampler,
                epoch: int, segments: Tensor, masks: Tensor, labels: Tensor, config: TrainConfig,
-               device: torch.device, progress: Progress) -> dict[str, Any]:
+               world: World, progress: Progress) -> dict[str, Any]:
+    """One epoch of optimisation steps; returns the row of loss means (of global batches).
+
+    ``trainer`` is ``model``, or its DDP wrapper in a distributed run (the memory regulariser
+    is read from ``model``, outside the forward pass). ``segments [N, S, D]``, ``masks bool
+    [N, S]`` and ``labels float32 [N]`` hold every bag, on the device.
+    """
     t0 = time.perf_counter()
     lr = float(optimizer.param_groups[0]["lr"])
-    model.train()
-    sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=device)
+    trainer.train()
+    if world.is_distributed:  # distinct dropout masks per rank, reproducible per epoch
+        torch.manual_seed(derive_seed(config.seed, DROPOUT_STREAM, epoch, world.rank))
+    sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=segments.device)
     batches = sampler.epoch(epoch)
     for batch in batches:
-        index = batch.to(device)
-        output = model(segments[index], masks[index])  # [B, S, D] -> scores [B, S]
-        total, terms = _objective(model, config, output, masks[index], labels[index])
+        shares = split_batch(batch, world.world_size).to(segments.device)  # [W, B / W]
+        index = shares[world.rank]
+        output = trainer(segments[index], masks[index])  # [b, S, D] -> scores [b, S]
+        if world.is_distributed:
+            output, index = _global_output(world, output), shares.flatten()
+        total, terms = _objective(model, config, output, masks[index], labels[index],
+                                  world.world_size)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(trainer.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
         sums += torch.stack([t.detach().to(torch.float64) for t in terms])

@@ -254,9 +254,19 @@ def test_too_few_videos_to_validate(tmp_path):
         train(tiny_config(root, tmp_path / "run"))
 
 
-def test_resume_without_a_run(store, tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(tiny_config(store, tmp_path / "run", resume=True))
+def test_resume_without_a_committed_epoch_starts_the_run(store, tmp_path, caplog):
+    """A job script can always pass --resume; a run killed before epoch 1 ended starts over."""
+    fresh = train(tiny_config(store, tmp_path / "fresh", epochs=2))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("")  # killed before its first epoch ended
+    with caplog.at_level("WARNING"):
+        resumed = train(tiny_config(store, tmp_path / "run", epochs=2, resume=True))
+    assert "no epoch was committed" in caplog.text
+    assert strip_time(read_jsonl(tmp_path / "run" / "metrics.jsonl")) == \
+        strip_time(read_jsonl(tmp_path / "fresh" / "metrics.jsonl"))
+    assert resumed.best_epoch == fresh.best_epoch
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train(tiny_config(store, tmp_path / "run", epochs=2))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
