@@ -67,15 +67,19 @@ def main() -> None:
                           {**base_env, "OMP_NUM_THREADS": str(threads)})
         one, many = FeatureStore(single_out), FeatureStore(multi_out)
         assert sorted(one.video_ids) == sorted(many.video_ids)
-        for record in one:
-            np.testing.assert_array_equal(record.features, many.read(record.video_id).features)
+        # Different thread counts sum in a different order: equal to float16 rounding.
+        difference = max(float(np.abs(record.features.astype(np.float32)
+                                      - many.read(record.video_id).features).max())
+                         for record in one)
+        assert difference < 1e-3, difference
         frames = sum(entry.num_frames for entry in one.entries)
     print(f"{len(one)} videos, {frames} frames, device {args.device}, {cores} CPU cores")
     print(f"{'run':<34}{'seconds':>9}{'frames/s':>10}")
     print(f"{'1 process':<34}{single:>9.1f}{frames / single:>10.1f}")
     label = f"torchrun {args.workers} workers x {threads} thr"
     print(f"{label:<34}{multi:>9.1f}{frames / multi:>10.1f}")
-    print(f"speed-up {single / multi:.2f}x (at most {args.workers}x); features identical")
+    print(f"speed-up {single / multi:.2f}x (at most {args.workers}x); features equal to "
+          f"{difference:.1e}")
 
 
 if __name__ == "__main__":
