@@ -181,6 +181,11 @@ def features_info(
                f"{sum(e.num_frames for e in features.entries)}")
     typer.echo(f"labels: anomalous {labels.count(1)}  normal {labels.count(0)}  unknown "
                f"{labels.count(None)}")
+    logs = sorted(Path(store).glob("failures*.jsonl"))  # one per parallel worker
+    failed = {log.name: len(log.read_text(encoding="utf-8").splitlines()) for log in logs}
+    if failed:
+        typer.echo(f"failures of the last run(s): {sum(failed.values())} ("
+                   + ", ".join(f"{name}: {count}" for name, count in failed.items()) + ")")
     typer.echo("identity: " + json.dumps(meta["identity"], sort_keys=True))
     typer.echo("provenance: " + json.dumps(meta.get("provenance", {}), sort_keys=True))
     if videos:

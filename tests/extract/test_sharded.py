@@ -98,6 +98,9 @@ def test_workers_write_their_own_shards_into_one_store(videos, reference, tmp_pa
     failed = [json.loads(line)["video_id"] for name in ("failures-r0.jsonl", "failures-r1.jsonl")
               for line in (out / name).read_text().splitlines()]
     assert failed == ["broken"]
+    info = _run_cli("features", "info", out)
+    assert "videos: 7" in info.stdout
+    assert "failures of the last run(s): 1 (failures-r0.jsonl: " in info.stdout
     # A rerun with another number of workers, or with one, redoes nothing.
     for args in (["--num-shards", 3, "--shard-index", 2], []):
         result = _run_cli("extract", videos, "--out", out, "--long-side", 64, "--device", "cpu",
