@@ -185,6 +185,9 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
                             device_id=device if device.type == "cuda" else None)
     try:
         yield
+        # No rank tears the group down while another still uses it (gloo aborted the process
+        # with "terminate called without an active exception" now and then without this).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
