@@ -80,6 +80,8 @@ class XFeatDescriptor:
         """
         height, width = int(frames.shape[1]), int(frames.shape[2])
         chunk = max(1, CONVERT_PIXELS // (height * width))
+        if frames.shape[0] <= chunk:
+            return self._to_network_input(frames)
         return torch.cat([self._to_network_input(part) for part in frames.split(chunk)])
 
     def _to_network_input(self, frames: torch.Tensor) -> torch.Tensor:
