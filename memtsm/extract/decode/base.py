@@ -143,6 +143,8 @@ class VideoDecoder(abc.ABC):
 
     #: Backend name as in :class:`DecoderBackend`.
     backend: str = ""
+    #: Whether frames are luma-only ``[H, W, 1]`` (set by backends opened with ``luma=True``).
+    luma: bool = False
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -161,7 +163,7 @@ class VideoDecoder(abc.ABC):
     @property
     def channels(self) -> int:
         """Channels of the delivered frames: 3 (RGB) or 1 (luma)."""
-        return 1 if getattr(self, "luma", False) else 3
+        return 1 if self.luma else 3
 
     @abc.abstractmethod
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
