@@ -134,29 +134,25 @@ def _extract_worker(num_shards: int | None, shard_index: int | None, device: str
                     ) -> tuple[int, int, str]:
     """``(num_shards, shard_index, device)`` of this extract worker: flags, else torchrun's env.
 
-    Under torchrun (``WORLD_SIZE > 1``) the part is the process's rank and ``auto``/``cuda``
-    mean ``cuda:LOCAL_RANK`` when CUDA is available.
+    Under torchrun (``WORLD_SIZE > 1``) the part is the process's rank and the device is
+    :meth:`World.device`'s (``cuda:LOCAL_RANK`` on GPUs).
 
     Raises:
         ValueError: flags that contradict torchrun's environment.
     """
-    from memtsm.pipeline.distributed import DistributedError, World
+    from memtsm.pipeline.distributed import World
 
     try:
         world = World.from_env()
-    except DistributedError as exc:
+        if world.world_size == 1:
+            return num_shards or 1, shard_index or 0, device
+        if (num_shards, shard_index) not in ((None, None), (world.world_size, world.rank)):
+            raise ValueError(f"--num-shards/--shard-index ({num_shards}/{shard_index}) contradict "
+                             f"torchrun's WORLD_SIZE/RANK ({world.world_size}/{world.rank}); "
+                             "give neither under torchrun")
+        return world.world_size, world.rank, str(world.device(device))
+    except RuntimeError as exc:  # DistributedError, or CUDA asked for without a GPU
         raise ValueError(str(exc)) from None
-    if world.world_size == 1:
-        return num_shards or 1, shard_index or 0, device
-    if (num_shards, shard_index) not in ((None, None), (world.world_size, world.rank)):
-        raise ValueError(f"--num-shards/--shard-index ({num_shards}/{shard_index}) contradict "
-                         f"torchrun's WORLD_SIZE/RANK ({world.world_size}/{world.rank}); "
-                         "give neither under torchrun")
-    import torch
-
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        device = f"cuda:{world.local_rank}"
-    return world.world_size, world.rank, device
 
 
 @features_app.command("info")

@@ -7,7 +7,6 @@ main thread runs XFeat, so decode and inference overlap. One failing video is re
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -40,7 +39,7 @@ from memtsm.extract.sources import (
     resolve_label,
     shard_sources,
 )
-from memtsm.extract.store import FAILURES_NAME, FeatureStoreWriter, VideoRecord
+from memtsm.extract.store import FAILURES_NAME, Failure, FeatureStoreWriter, VideoRecord
 from memtsm.extract.weights import resolve_weights, sha256_of
 from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
 from memtsm.memory import release_free_memory
@@ -56,15 +55,6 @@ RELEASE_MEMORY_EVERY = 64
 #: Most bytes of decoded frames in one batch: large frames (4K) come in smaller batches, so the
 #: prefetch queue and XFeat's float copy stay bounded whatever the resolution.
 BATCH_BYTES = {"cpu": 16 << 20, "cuda": 256 << 20}
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A video that could not be processed."""
-
-    video_id: str
-    source: str
-    error: str
 
 
 @dataclass
@@ -347,7 +337,7 @@ class _FailureLog:
         failure = Failure(source.video_id, str(source.path), message)
         self.summary.failures.append(failure)
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(failure.__dict__, ensure_ascii=False) + "\n")
+            handle.write(failure.to_json() + "\n")
         logger.warning("failed: %s", message)
         self.progress.item_done(source.video_id, False, message)
 

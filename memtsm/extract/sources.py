@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from memtsm.extract.decode.frames import IMAGE_SUFFIXES
+from memtsm.extract.decode.frames import IMAGE_SUFFIXES, image_files
 from memtsm.extract.store import validate_video_id
 
 VIDEO_SUFFIXES = frozenset({
@@ -190,8 +190,7 @@ def resolve_label(video_id: str, overrides: dict[str, VideoLabel] | None = None)
 def source_bytes(source: VideoSource) -> int:
     """Size on disk of a video file, or of a frame folder's images (the work it takes)."""
     if source.is_frame_folder:
-        return sum(p.stat().st_size for p in source.path.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return sum(p.stat().st_size for p in image_files(source.path))
     return source.path.stat().st_size if source.path.is_file() else 0
 
 

@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,6 +44,19 @@ DEFAULT_SHARD_PREFIX = "shard"
 _SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<number>\d{5,})\.h5$")
 _RESERVED_ATTRS = ("video_id", "fps", "num_frames", "width", "height", "source", "label",
                    "class_name", "last_clip_partial")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be stored: one line of ``failures.jsonl``."""
+
+    video_id: str
+    source: str
+    error: str
+
+    def to_json(self) -> str:
+        """The ``failures.jsonl`` line (without the newline)."""
+        return json.dumps(asdict(self), ensure_ascii=False)
 
 
 class StoreError(Exception):
@@ -181,13 +194,13 @@ def _locked_index(path: Path) -> int:
         os.close(descriptor)
 
 
-def _drop_incomplete_groups(handle: h5py.File) -> list[str]:
-    """Delete video groups that were interrupted while being written; return their paths.
+def _index_finished_groups(handle: h5py.File, shard_name: str) -> list[VideoEntry]:
+    """Delete the video groups an interrupt left unfinished; index entries of the others.
 
-    A video group holds datasets (or nothing yet); it is complete once its ``video_id``
+    A video group holds datasets (or nothing yet); it is finished once its ``video_id``
     attribute, written last, names it.
     """
-    incomplete: list[str] = []
+    unfinished: list[str] = []
 
     def visit(name: str, obj: Any) -> None:
         if not isinstance(obj, h5py.Group):
@@ -195,12 +208,12 @@ def _drop_incomplete_groups(handle: h5py.File) -> list[str]:
         holds_data = any(isinstance(child, h5py.Dataset) for child in obj.values())
         if (holds_data or len(obj) == 0) and not (
                 "features" in obj and "clip_frames" in obj and obj.attrs.get("video_id") == name):
-            incomplete.append(name)
+            unfinished.append(name)
 
     handle.visititems(visit)
-    for name in incomplete:
+    for name in unfinished:
         del handle[name]
-    return incomplete
+    return _entries_in(handle, shard_name)
 
 
 def read_store_identity(root: Path) -> dict[str, Any] | None:
@@ -319,7 +332,7 @@ class FeatureStoreWriter:
         group.create_dataset("features", data=record.features.astype(dtype), fletcher32=True)
         group.create_dataset("clip_frames", data=record.clip_frames.astype(np.int64),
                              fletcher32=True)
-        attrs = {"video_id": record.video_id, "fps": float(record.fps),
+        attrs = {"fps": float(record.fps),
                  "num_frames": int(record.num_frames), "width": int(record.width),
                  "height": int(record.height), "source": record.source,
                  "class_name": record.class_name,
@@ -331,25 +344,24 @@ class FeatureStoreWriter:
                 raise ValueError(f"extra attribute {key!r} is reserved")
             attrs[key] = value
         group.attrs.update(attrs)
+        # Written last: a group whose video_id attribute names it is complete (see commit()).
+        group.attrs["video_id"] = record.video_id
 
     def commit(self) -> Path | None:
         """Close the open shard, make it durable and visible; return its path (None if none)."""
         if self._handle is None or self._tmp_path is None:
             return None
+        final = self._tmp_path.with_suffix("")
         # Interrupts (Ctrl-C) can land anywhere in add(): what the index lists is read back from
-        # the shard itself, after dropping any group that was not finished.
-        for video_id in _drop_incomplete_groups(self._handle):
-            self._done.discard(video_id)
-        entries = _entries_in(self._handle, "")
+        # the shard itself, after dropping any group that was not finished (its id never
+        # reached self._done: add() records it after the last write).
+        lines = "".join(entry.to_json() + "\n"
+                        for entry in _index_finished_groups(self._handle, final.name))
         self._handle.flush()
         self._handle.close()
         self._handle = None
         with open(self._tmp_path, "rb") as shard_file:
             os.fsync(shard_file.fileno())
-        final = self._tmp_path.with_suffix("")
-        lines = "".join(
-            VideoEntry(**{**entry.__dict__, "shard": final.name}).to_json() + "\n"
-            for entry in entries)
         # Rename and index append under the index lock: a reader never rebuilds the index
         # between the two (which would list this shard twice).
         descriptor = _locked_index(self.root / INDEX_NAME)

@@ -264,6 +264,21 @@ def _one_based_interval(start: int, end: int, path: Path, line_no: int) -> Inter
     return start - 1, end
 
 
+def _within_video(span: Interval, count: int | None, start: int, end: int, path: Path,
+                  line_no: int) -> Interval:
+    """``span`` clipped to a video of ``count`` frames (unknown: as is); ``start..end`` as written.
+
+    Raises:
+        ValueError: the interval starts after the video's last frame.
+    """
+    if count is None:
+        return span
+    if span[0] >= count:
+        raise ValueError(f"{path}:{line_no}: interval {start}..{end} starts after the video's "
+                         f"last frame ({count} frames)")
+    return span[0], min(span[1], count)
+
+
 def read_frame_counts(path: Path | str) -> dict[str, int]:
     """Read ``Class/Name.mp4 n_frames ...`` lines (UCF-Crime ``meta/*_Annotation.txt``).
 
@@ -369,12 +384,7 @@ def parse_ucf_crime(path: Path | str,
                 if start < 0 or end <= start:
                     raise ValueError(f"{path}:{line_no}: invalid frame range [{start}, {end})")
                 span = (start, end)
-            if count is not None:
-                if span[0] >= count:
-                    raise ValueError(f"{path}:{line_no}: interval {start}..{end} starts after "
-                                     f"the video's last frame ({count} frames)")
-                span = (span[0], min(span[1], count))
-            spans.append(span)
+            spans.append(_within_video(span, count, start, end, path, line_no))
         intervals[name] = tuple(sorted(spans))
         classes[name] = class_name
         if count is not None:
@@ -497,13 +507,7 @@ def parse_csv(path: Path | str,
         if start == -1 and end == -1:
             continue
         span = _one_based_interval(start, end, path, line_no)
-        count = counts.get(key)
-        if count is not None:
-            if span[0] >= count:
-                raise ValueError(f"{path}:{line_no}: interval {start}..{end} starts after the "
-                                 f"video's last frame ({count} frames)")
-            span = (span[0], min(span[1], count))
-        video_spans.append(span)
+        video_spans.append(_within_video(span, counts.get(key), start, end, path, line_no))
     num_frames = {name: counts[video_key(name)] for name in spans if video_key(name) in counts}
     return FrameAnnotations({name: tuple(sorted(s)) for name, s in spans.items()}, classes,
                             num_frames, str(path))

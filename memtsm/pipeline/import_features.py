@@ -56,6 +56,7 @@ from memtsm.constants import CLIP_FRAMES
 from memtsm.extract.sources import VideoLabel, read_labels_csv, resolve_label
 from memtsm.extract.store import (
     FAILURES_NAME,
+    Failure,
     FeatureStore,
     FeatureStoreWriter,
     StoreError,
@@ -80,15 +81,6 @@ _READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, StoreError)
 
 
 @dataclass(frozen=True)
-class ImportFailure:
-    """A file that could not be imported (also a line of ``failures.jsonl``)."""
-
-    video_id: str
-    source: str
-    error: str
-
-
-@dataclass(frozen=True)
 class ImportSummary:
     """What :func:`import_features` did.
 
@@ -102,7 +94,7 @@ class ImportSummary:
     out: Path
     imported: tuple[str, ...]
     skipped: tuple[str, ...]
-    failures: tuple[ImportFailure, ...]
+    failures: tuple[Failure, ...]
 
 
 # --------------------------------------------------------------------------------- discovery
@@ -565,15 +557,15 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
 
     imported: list[str] = []
     skipped: list[str] = []
-    failures: list[ImportFailure] = []
+    failures: list[Failure] = []
     writer: FeatureStoreWriter | None = None
     with contextlib.ExitStack() as stack, \
             open(out / FAILURES_NAME, "a", encoding="utf-8") as failure_log:
 
         def fail(video_id: str, path: Path, error: str) -> None:
-            failure = ImportFailure(video_id, str(path), error)
+            failure = Failure(video_id, str(path), error)
             failures.append(failure)
-            failure_log.write(json.dumps(failure.__dict__, ensure_ascii=False) + "\n")
+            failure_log.write(failure.to_json() + "\n")
             failure_log.flush()
 
         done: set[str] = set()

@@ -266,8 +266,7 @@ def test_4k_video_memory_stays_bounded(tmp_path):
     """A 4K video costs a bounded amount more memory than a 96x64 one.
 
     Frames come in byte-bounded batches and are converted to float one 4K frame at a time;
-    measured +305 MiB (mostly FFmpeg's own 4K decoding buffers). With 16-frame batches of 4K
-    frames it was +1.85 GiB.
+    measured +305 MiB. With unchunked 15-frame batches of 4K frames it was +1.8 GiB.
     """
     small = _write(tmp_path, "small", _frames(48), _H264)
     large = _write(tmp_path, "large", _frames(48, 3840, 2160), _H264)

@@ -123,10 +123,16 @@ def test_commit_drops_groups_an_interrupt_left_unfinished(tmp_path):
         handle = writer._handle
         handle.create_group("Assault/created_only")
         handle.create_group("half").create_dataset("features", data=np.zeros((3, 4)))
+        # ... and one interrupted while its attributes were written (video_id comes last).
+        almost = handle.create_group("almost")
+        almost.create_dataset("features", data=np.zeros((3, 4)))
+        almost.create_dataset("clip_frames", data=np.zeros((3, 2), np.int64))
+        almost.attrs["fps"] = 30.0
     store = FeatureStore(tmp_path)
     assert store.video_ids == ["Assault/whole"]
     with h5py.File(store.shards[0], "r") as shard:
-        assert "half" not in shard and "Assault/created_only" not in shard
+        assert "half" not in shard and "almost" not in shard
+        assert "Assault/created_only" not in shard
         assert "Assault/whole" in shard
     index = (tmp_path / "index.jsonl").read_text().splitlines()
     assert [json.loads(line)["video_id"] for line in index] == ["Assault/whole"]
