@@ -53,7 +53,7 @@ def make_checkpoint(path: Path) -> Path:
     from memtsm.extract import ExtractConfig
     from memtsm.extract.runner import FeatureExtractor
     from memtsm.model import ScorerConfig, build_scorer
-    from memtsm.pipeline.checkpoint import Checkpoint, save_checkpoint
+    from memtsm.train.checkpoint import Checkpoint, save_checkpoint
 
     extractor = FeatureExtractor(ExtractConfig(device="cpu"))
     config = ScorerConfig(feature_dim=extractor.descriptor.dim)
@@ -71,8 +71,8 @@ def child(mode: str, video: str, checkpoint: str, device: str) -> None:
     from memtsm.extract import ExtractConfig
     from memtsm.extract.runner import FeatureExtractor
     from memtsm.extract.sources import VideoSource
-    from memtsm.pipeline.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from memtsm.pipeline.scoring import score_features
+    from memtsm.score.stored import score_features
+    from memtsm.train.checkpoint import build_model_from_checkpoint, load_checkpoint
 
     started = time.perf_counter()
     extractor = FeatureExtractor(ExtractConfig(device=device))

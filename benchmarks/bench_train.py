@@ -4,7 +4,7 @@
 
 Writes a temporary feature store of ``--bags`` random videos (32 clips x ``--dim``, the C3D size;
 half normal, half anomalous), trains each model with the default configuration through
-``memtsm.pipeline.train.train`` (the code ``memtsm train`` runs) and prints seconds per epoch
+``memtsm.train.loop.train`` (the code ``memtsm train`` runs) and prints seconds per epoch
 (training steps + validation scoring, as logged in metrics.jsonl) and training segments/s.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
-from memtsm.pipeline.config import TrainConfig
-from memtsm.pipeline.train import train
+from memtsm.train.config import TrainConfig
+from memtsm.train.loop import train
 
 SEGMENTS = 32
 CLIP = 16

@@ -23,11 +23,11 @@ import os
 import statistics
 from pathlib import Path
 
+from memtsm.evaluate.protocol import EvalConfig, evaluate
 from memtsm.extract import ExtractConfig, extract
-from memtsm.pipeline.config import ScorerOptions, TrainConfig
-from memtsm.pipeline.evaluate import EvalConfig, evaluate
-from memtsm.pipeline.import_features import import_features
-from memtsm.pipeline.train import train
+from memtsm.extract.external import import_features
+from memtsm.train.config import ScorerOptions, TrainConfig
+from memtsm.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MEMTSM_SHARED_DATA", REPO.parent / "shared" / "data"))

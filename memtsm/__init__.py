@@ -14,7 +14,7 @@ __all__ = ["__version__", "score_video"]
 def __getattr__(name: str):
     # Lazy re-export so `import memtsm` does not pull torch in.
     if name == "score_video":
-        from memtsm.pipeline.score import score_video
+        from memtsm.score.video import score_video
 
         return score_video
     raise AttributeError(f"module 'memtsm' has no attribute {name!r}")

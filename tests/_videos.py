@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from memtsm.pipeline.synth import encode_frames
+from memtsm.synth import encode_frames
 
 # codec name -> (container suffix, pixel format, encoder options)
 CODECS = {

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 import memtsm
-from memtsm.devices import resolve_device
 from memtsm.extract.config import ExtractConfig
 from memtsm.extract.decode import (
     DecodeError,
@@ -42,15 +41,16 @@ from memtsm.extract.sources import (
 from memtsm.extract.store import FAILURES_NAME, Failure, FeatureStoreWriter, VideoRecord
 from memtsm.extract.weights import resolve_weights, sha256_of
 from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
-from memtsm.memory import release_free_memory
-from memtsm.progress import Progress, SilentProgress
+from memtsm.runtime.devices import resolve_device
+from memtsm.runtime.heap import release_free_memory
+from memtsm.runtime.progress import Progress, SilentProgress
 
 logger = logging.getLogger(__name__)
 
 EXTRACT_CONFIG_NAME = "extract_config.json"
 #: Decoded batches buffered ahead of inference (bounds memory).
 PREFETCH_BATCHES = 4
-#: Free heap pages go back to the OS every this many batches (see :mod:`memtsm.memory`).
+#: Free heap pages go back to the OS every this many batches (see :mod:`memtsm.runtime.heap`).
 RELEASE_MEMORY_EVERY = 64
 #: Most bytes of decoded frames in one batch: large frames (4K) come in smaller batches, so the
 #: prefetch queue and XFeat's float copy stay bounded whatever the resolution.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from _videos import moving_frames, write_video
+
 from memtsm.extract.decode import DecodeError, open_video, resolve_backend
 from memtsm.extract.decode.frames import natural_key
 

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import pytest
+from _videos import moving_frames, write_video
 from typer.testing import CliRunner
 
-from _videos import moving_frames, write_video
 from memtsm.cli import app
 from memtsm.extract import ExtractConfig, FeatureSpec, FeatureStore, extract
 from memtsm.extract.verify import verify_store

@@ -1,1 +1,0 @@
-"""Composition of extraction and the scorer: training, evaluation, scoring, the demo."""

@@ -1,0 +1,359 @@
+"""Typed configuration of a training run (``memtsm train``).
+
+:class:`TrainConfig` is a frozen dataclass of plain values. It round-trips through YAML
+(:meth:`TrainConfig.to_yaml` / :meth:`TrainConfig.from_yaml`) and through a plain dict (stored in
+every checkpoint). Precedence CLI > YAML > defaults is the CLI's job; this module gives it the
+pieces: :meth:`TrainConfig.from_yaml` takes ``overrides`` (``None`` values mean "flag not given"
+and are ignored) and :meth:`TrainConfig.replace` changes fields, merging nested ``scorer`` /
+``loss`` dicts key by key.
+
+The scorer architecture is the typed :class:`ScorerOptions`: every :class:`ScorerConfig` field
+except ``feature_dim`` (known only once the feature store is opened) and ``kind`` (given by
+:attr:`TrainConfig.model`). :meth:`TrainConfig.scorer_config` builds the full
+:class:`ScorerConfig`.
+
+Validation errors name the command-line flag (``--lr must be > 0, got 0.0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memtsm.model.config import (
+    DEFAULT_CHANNELS,
+    DEFAULT_DROPOUT,
+    DEFAULT_HEAD_HIDDEN,
+    DEFAULT_MEM_SIZE,
+    DEFAULT_MEM_TEMPERATURE,
+    DEFAULT_MIL_DROPOUT,
+    DEFAULT_MIL_HIDDEN,
+    DEFAULT_N_DIV,
+    DEFAULT_NUM_BLOCKS,
+    DEFAULT_SE_REDUCTION,
+    DEFAULT_SE_WINDOW,
+    DEFAULT_TEMPORAL_KERNEL,
+    SCORER_KINDS,
+    LossConfig,
+    ScorerConfig,
+)
+
+#: Models ``memtsm train --model`` accepts (the scorer kinds of :mod:`memtsm.model`).
+MODEL_NAMES = SCORER_KINDS
+#: Number of training epochs.
+DEFAULT_EPOCHS = 20
+#: Bags per batch: half normal, half anomalous (8 + 8, as in RTFM / Sultani et al.).
+DEFAULT_BATCH_SIZE = 16
+#: AdamW learning rate (peak of the cosine schedule).
+DEFAULT_LR = 1e-4
+#: AdamW decoupled weight decay.
+DEFAULT_WEIGHT_DECAY = 0.1
+#: Max global L2 norm of the gradients (``clip_grad_norm_``).
+DEFAULT_GRAD_CLIP = 1.0
+#: Fraction of each class held out for validation (model selection and the threshold).
+DEFAULT_VAL_FRACTION = 0.2
+#: Segments every training bag is resampled to (the 32 of Sultani et al.).
+DEFAULT_NUM_SEGMENTS = 32
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_PATH_FIELDS = ("features", "out")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ScorerOptions:
+    """Scorer architecture knobs; :class:`ScorerConfig` minus ``feature_dim`` and ``kind``.
+
+    Defaults are the model package's constants. Fields a model does not use (``mem_size`` for
+    ``mil-mlp``) are still validated but ignored.
+
+    Raises:
+        ValueError: On construction, if :class:`ScorerConfig` would reject a value.
+    """
+
+    channels: int = DEFAULT_CHANNELS
+    """C: width of the MemTSM trunk and of the memory slots."""
+    num_blocks: int = DEFAULT_NUM_BLOCKS
+    """Number of temporal-shift blocks."""
+    n_div: int = DEFAULT_N_DIV
+    """TSM shift fraction (``C // n_div`` channels each way)."""
+    temporal_kernel: int = DEFAULT_TEMPORAL_KERNEL
+    """Odd kernel of the temporal Conv1d of every block."""
+    se_reduction: int = DEFAULT_SE_REDUCTION
+    """Squeeze-and-excitation bottleneck ratio."""
+    se_window: int = DEFAULT_SE_WINDOW
+    """Odd width, in segments, of the local SE squeeze."""
+    mem_size: int = DEFAULT_MEM_SIZE
+    """M: number of memory slots."""
+    mem_temperature: float = DEFAULT_MEM_TEMPERATURE
+    """Softmax temperature of the memory addressing."""
+    dropout: float = DEFAULT_DROPOUT
+    """Dropout of the MemTSM trunk and head."""
+    head_hidden: int = DEFAULT_HEAD_HIDDEN
+    """Hidden width of the MemTSM scoring head."""
+    mil_hidden: tuple[int, int] = DEFAULT_MIL_HIDDEN
+    """Hidden widths of the MIL-MLP baseline."""
+    mil_dropout: float = DEFAULT_MIL_DROPOUT
+    """Dropout of the MIL-MLP baseline."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mil_hidden, list):
+            object.__setattr__(self, "mil_hidden", tuple(self.mil_hidden))
+        try:
+            self.to_scorer_config(feature_dim=1, kind=SCORER_KINDS[0])
+        except ValueError as exc:
+            raise ValueError(f"invalid scorer option: {exc}") from None
+
+    def to_scorer_config(self, feature_dim: int, kind: str) -> ScorerConfig:
+        """The full scorer architecture for features of width ``feature_dim``.
+
+        Raises:
+            ValueError: If ``feature_dim`` or ``kind`` is invalid.
+        """
+        return ScorerConfig(feature_dim=feature_dim, kind=kind, **self.to_dict_typed())
+
+    def to_dict_typed(self) -> dict[str, Any]:
+        """Fields as a dict with their Python types (tuples kept)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-able dict (tuples become lists)."""
+        data = self.to_dict_typed()
+        data["mil_hidden"] = list(self.mil_hidden)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScorerOptions:
+        """Build from a (possibly partial) dict; missing fields take their defaults.
+
+        Raises:
+            ValueError: On unknown keys or invalid values.
+        """
+        return _from_mapping(cls, data, "scorer")
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} option(s): {', '.join(map(str, unknown))} "
+                         f"(known: {', '.join(sorted(known))})")
+    return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (the resolved copy is the run's config.yaml).
+
+    Raises:
+        ValueError: On construction, naming the command-line flag, if a value is invalid.
+    """
+
+    features: tuple[str, ...]
+    """Feature store directories (one or more, same feature identity) with labelled videos."""
+    out: str
+    """Run directory: config.yaml, metrics.jsonl, last.pt, best.pt, curves.png."""
+    model: str = "memtsm"
+    """Scorer: ``"memtsm"`` or ``"mil-mlp"`` (Sultani et al. baseline, trained with MIL ranking)."""
+    epochs: int = DEFAULT_EPOCHS
+    """Training epochs (an epoch is defined by the balanced sampler, see memtsm.train.data)."""
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Bags per batch, even: ``batch_size // 2`` normal + ``batch_size // 2`` anomalous."""
+    lr: float = DEFAULT_LR
+    """Peak AdamW learning rate; cosine-annealed to 0 over all steps."""
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    """AdamW decoupled weight decay."""
+    grad_clip: float = DEFAULT_GRAD_CLIP
+    """Max global gradient L2 norm; 0 disables clipping."""
+    seed: int = 0
+    """Seeds the split, the sampler, the initial weights and dropout."""
+    device: str = "auto"
+    """``auto`` (cuda if available, else cpu; logged), ``cpu``, ``cuda``, ``cuda:N``."""
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    """Fraction of each class (stratified) held out for validation, in (0, 1)."""
+    num_segments: int = DEFAULT_NUM_SEGMENTS
+    """Segments every training bag is resampled to."""
+    steps_per_epoch: int | None = None
+    """Batches per epoch; ``None``: one pass over the larger class (``ceil(max(n_normal,
+    n_anomalous) / (batch_size / 2))``). Small data sets (a handful of videos) need more steps
+    than one pass gives: an epoch of 7 videos is a single batch."""
+    scorer: ScorerOptions = field(default_factory=ScorerOptions)
+    """Scorer architecture (``feature_dim`` comes from the store, ``kind`` from ``model``)."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Loss weights of the MemTSM objective (``topk`` also defines the video score of both)."""
+    resume: bool = False
+    """Continue from ``out/last.pt`` (the rest of the config must be the same)."""
+
+    def __post_init__(self) -> None:
+        features = self.features
+        if isinstance(features, (str, os.PathLike)):
+            features = (features,)
+        if not isinstance(features, Sequence) or len(features) == 0:
+            raise ValueError("--features needs at least one feature store directory")
+        if not all(isinstance(p, (str, os.PathLike)) and str(p) for p in features):
+            raise ValueError(f"--features must be paths, got {features!r}")
+        object.__setattr__(self, "features", tuple(str(p) for p in features))
+        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out):
+            raise ValueError(f"--out must be a directory path, got {self.out!r}")
+        object.__setattr__(self, "out", str(self.out))
+        if isinstance(self.scorer, Mapping):
+            object.__setattr__(self, "scorer", ScorerOptions.from_dict(self.scorer))
+        if isinstance(self.loss, Mapping):
+            object.__setattr__(self, "loss", _from_mapping(LossConfig, self.loss, "loss"))
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"--model must be one of {', '.join(MODEL_NAMES)}, "
+                             f"got {self.model!r}")
+        if not _is_int(self.epochs) or self.epochs < 1:
+            raise ValueError(f"--epochs must be an int >= 1, got {self.epochs!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 2 or self.batch_size % 2:
+            raise ValueError("--batch-size must be an even int >= 2 (half normal, half "
+                             f"anomalous bags), got {self.batch_size!r}")
+        if not _is_real(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr!r}")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{_flag(name)} must be >= 0, got {value!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"--seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not _is_real(self.val_fraction) or not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.steps_per_epoch is not None and (not _is_int(self.steps_per_epoch)
+                                                 or self.steps_per_epoch < 1):
+            raise ValueError(
+                f"--steps-per-epoch must be an int >= 1, got {self.steps_per_epoch!r}")
+        if not _is_int(self.num_segments) or self.num_segments < 1:
+            raise ValueError(f"--num-segments must be an int >= 1, got {self.num_segments!r}")
+        if not isinstance(self.scorer, ScorerOptions):
+            raise ValueError(f"scorer must be ScorerOptions, got {type(self.scorer).__name__}")
+        if not isinstance(self.loss, LossConfig):
+            raise ValueError(f"loss must be a LossConfig, got {type(self.loss).__name__}")
+        if not isinstance(self.resume, bool):
+            raise ValueError(f"--resume must be a bool, got {self.resume!r}")
+
+    # -- derived -------------------------------------------------------------------------------
+
+    def scorer_config(self, feature_dim: int) -> ScorerConfig:
+        """The scorer architecture for features of width ``feature_dim``."""
+        return self.scorer.to_scorer_config(feature_dim, self.model)
+
+    def resolved(self) -> TrainConfig:
+        """The same config with absolute ``features`` and ``out`` paths (what a run records)."""
+        return self.replace(
+            features=tuple(str(Path(p).expanduser().resolve()) for p in self.features),
+            out=str(Path(self.out).expanduser().resolve()),
+        )
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Copy with ``changes``; dicts given for ``scorer`` / ``loss`` update them key by key.
+
+        Raises:
+            ValueError: On unknown fields or invalid values.
+        """
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown train option(s): {', '.join(unknown)}")
+        if isinstance(changes.get("scorer"), Mapping):
+            changes["scorer"] = ScorerOptions.from_dict(
+                {**self.scorer.to_dict_typed(), **changes["scorer"]})
+        if isinstance(changes.get("loss"), Mapping):
+            changes["loss"] = _from_mapping(
+                LossConfig, {**self.loss.to_dict(), **changes["loss"]}, "loss")
+        return dataclasses.replace(self, **changes)
+
+    # -- serialisation -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-able dict (nested configs as dicts, tuples as lists)."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "features":
+                value = list(value)
+            elif f.name in ("scorer", "loss"):
+                value = value.to_dict()
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a (possibly partial) dict: missing fields, or nested keys, take defaults.
+
+        Raises:
+            ValueError: On unknown keys, a missing ``features`` / ``out``, or invalid values.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a train config must be a mapping, got {type(data).__name__}")
+        for required in ("features", "out"):
+            if data.get(required) is None:
+                raise ValueError(f"{_flag(required)} is required")
+        return _from_mapping(cls, data, "train")
+
+    def to_yaml(self, path: Path | str | None = None) -> str:
+        """YAML text of :meth:`to_dict`; also written (atomically) to ``path`` when given."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        if path is not None:
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        return text
+
+    @classmethod
+    def from_yaml(
+        cls, path: Path | str | None, overrides: Mapping[str, Any] | None = None
+    ) -> TrainConfig:
+        """Load a YAML config, with ``overrides`` (e.g. CLI flags) taking precedence.
+
+        ``None`` override values are ignored ("flag not given"); nested ``scorer`` / ``loss``
+        dicts are merged key by key. ``path=None`` uses the overrides alone.
+
+        Raises:
+            ValueError: On a malformed file, unknown keys or invalid values.
+            FileNotFoundError: If ``path`` does not exist.
+        """
+        import yaml
+
+        data: dict[str, Any] = {}
+        if path is not None:
+            text = Path(path).read_text(encoding="utf-8")
+            try:
+                loaded = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{path}: not valid YAML: {exc}") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{path}: expected a mapping of train options")
+            data = dict(loaded or {})
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if key in ("scorer", "loss") and isinstance(value, Mapping):
+                base = data.get(key) or {}
+                if not isinstance(base, Mapping):
+                    raise ValueError(f"{key} must be a mapping, got {type(base).__name__}")
+                value = {**base, **{k: v for k, v in value.items() if v is not None}}
+            data[key] = value
+        return cls.from_dict(data)

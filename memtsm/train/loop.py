@@ -1,0 +1,623 @@
+"""Train a segment scorer on weakly-labelled feature stores: ``train(TrainConfig) -> TrainResult``.
+
+One loop serves both models: ``memtsm`` is trained with :func:`memtsm.model.memtsm_loss` (focal
+on top-k video scores + memory reconstruction + slot diversity), ``mil-mlp`` with
+:func:`memtsm.model.mil_loss` (Sultani et al. ranking, smoothness and sparsity at their paper
+weights). Bags are resampled to ``num_segments`` segments and drawn by the balanced sampler of
+:mod:`memtsm.train.data` (half normal, half anomalous per batch).
+
+Optimisation: AdamW (``lr``, ``weight_decay``; as in nanoGPT, decay applies to matrices only,
+never to biases or LayerNorm gains), a cosine schedule from ``lr`` to 0 over all
+``epochs x steps_per_epoch`` steps, stepped after every batch, and gradient-norm clipping.
+
+Validation, after every epoch, on the held-out (stratified) videos, each resampled like the
+training bags: video score = mean of the top-``loss.topk`` segment scores; ROC-AUC and PR-AUC
+(average precision) of those against the video labels; the validation loss (same objective,
+eval mode). The *decision threshold* is the F1-maximising threshold on the validation video
+scores (:func:`f1_threshold`). Validation has only video-level labels, so this is the honest
+choice: it is learnt from data the model did not train on, and the test set never influences
+the weights, the selected epoch or the threshold.
+
+Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
+earlier epoch. It is saved as ``best.pt`` (with its threshold); ``last.pt`` holds the latest
+epoch plus what ``--resume`` needs (optimizer, scheduler, torch RNG state, best so far, metric
+history). The batches of an epoch depend only on ``(seed, epoch)``, so a resumed run reproduces
+the uninterrupted one exactly on the same device.
+
+Run directory::
+
+    config.yaml     the resolved TrainConfig (absolute paths)
+    metrics.jsonl   one JSON object per epoch (see :data:`LOSS_TERMS` and :func:`train`)
+    last.pt, best.pt
+    curves.png      loss terms and train/val AUC, PR-AUC per epoch (written at the end)
+
+Determinism: weights, split, sampler and dropout are all seeded from ``seed``; training runs
+inside ``torch.random.fork_rng`` so the caller's global RNG is left untouched. Two runs with the
+same config on the CPU give identical metrics and weights.
+
+Distributed (``torchrun --nproc-per-node N -m memtsm train ...``, see
+:mod:`memtsm.train.distributed`): W processes train one model with DistributedDataParallel,
+and the run is the single-process run of the same config, up to float rounding:
+
+* ``batch_size`` stays the *global* batch; each rank draws the same global batches and takes
+  its balanced share (:func:`memtsm.train.data.split_batch`), so it must be a multiple of
+  ``2 W``.
+* Loss: each rank scores its share, then all-gathers the per-segment scores and reconstruction
+  errors (:func:`memtsm.train.distributed.gather_rows`, forward only) and computes the loss
+  terms of the *global* batch -- the top-k video scores, the focal mean over all B videos, the
+  reconstruction mean over all valid normal segments, the ranking pairs across ranks. Gradients
+  reach only a rank's own share, so it backpropagates ``W x batch terms + memory regulariser``:
+  DDP's average of the gradients is then exactly the gradient of the global objective, with the
+  regulariser (a function of the parameters alone, computed on every rank) counted once. The
+  logged loss terms are the global batch's, identical on every rank.
+* Dropout: rank ``r`` reseeds from ``(seed, epoch, r)`` at every epoch start (ranks need
+  distinct masks), so a distributed run matches the single-process one exactly only without
+  dropout (``scorer.dropout: 0``), and a resumed distributed run needs no saved RNG state.
+* Rank 0 alone evaluates (train AUC, validation), picks the best epoch and the threshold and
+  broadcasts its metrics row, so every rank keeps the same history and returns the same
+  :class:`TrainResult`. Rank 0 alone checks and writes the run directory (config, metrics,
+  checkpoints, curves) and reads ``last.pt`` for ``--resume``, sending it to the other ranks:
+  only the feature stores must be readable on every node.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from memtsm.model import (
+    LossTerms,
+    ScorerOutput,
+    build_scorer,
+    memtsm_loss,
+    mil_loss,
+    topk_video_score,
+)
+from memtsm.runtime.progress import Progress, SilentProgress
+from memtsm.runtime.world import World
+from memtsm.train.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    TrainingState,
+    load_checkpoint_bytes,
+    save_checkpoint,
+)
+from memtsm.train.config import TrainConfig
+from memtsm.train.data import (
+    ANOMALOUS,
+    DROPOUT_STREAM,
+    NORMAL,
+    BagDataset,
+    BalancedBatchSampler,
+    DataError,
+    check_batch_split,
+    derive_seed,
+    load_bags,
+    split_batch,
+    stratified_split,
+)
+from memtsm.train.distributed import gather_rows, process_group, share_from_main
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.yaml"
+METRICS_NAME = "metrics.jsonl"
+LAST_NAME = "last.pt"
+BEST_NAME = "best.pt"
+CURVES_NAME = "curves.png"
+#: Every loss term, logged as ``loss_<term>`` (unweighted; ``loss_total`` is the optimised sum).
+LOSS_TERMS = LossTerms._fields
+#: Bags per forward pass when scoring the train / validation sets.
+EVAL_CHUNK = 256
+#: Config fields that may differ between a run and its ``--resume``.
+RESUME_MAY_DIFFER = ("resume", "device")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        run_dir: The run directory.
+        best_epoch: 1-based epoch saved as ``best.pt``.
+        best_val_auc: Its validation ROC-AUC.
+        threshold: Its decision threshold (F1-maximising on validation video scores).
+        metrics: One dict per epoch (the lines of ``metrics.jsonl``).
+        device: Device the run used.
+    """
+
+    run_dir: Path
+    best_epoch: int
+    best_val_auc: float | None
+    threshold: float | None
+    metrics: tuple[dict[str, Any], ...]
+    device: str
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """``run_dir / best.pt``."""
+        return self.run_dir / BEST_NAME
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """``run_dir / last.pt``."""
+        return self.run_dir / LAST_NAME
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The F1-maximising decision threshold of video scores (anomalous iff ``score >= t``).
+
+    Among the thresholds that split the sorted scores, take the one with the highest F1 (ties:
+    the lowest such threshold, i.e. the higher recall). It is returned as the midpoint between
+    the lowest score flagged and the highest score not flagged, so the validation decisions are
+    unchanged and the margin to both sides is equal; when every video is flagged it is the lowest
+    score.
+
+    Args:
+        scores: ``[N]`` video scores.
+        labels: ``[N]`` 0/1 labels with at least one positive.
+
+    Returns:
+        ``(threshold, f1)``.
+
+    Raises:
+        ValueError: No positive label.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    if labels.sum() == 0:
+        raise ValueError("the F1 threshold needs at least one anomalous video")
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    denom = precision[:-1] + recall[:-1]
+    f1 = np.where(denom > 0, 2 * precision[:-1] * recall[:-1] / np.maximum(denom, 1e-300), 0.0)
+    best = int(np.argmax(f1))
+    lowest_flagged = float(thresholds[best])
+    below = scores[scores < lowest_flagged]
+    threshold = (lowest_flagged + float(below.max())) / 2 if below.size else lowest_flagged
+    return threshold, float(f1[best])
+
+
+def _auc_ap(video_scores: np.ndarray, labels: np.ndarray) -> tuple[float | None, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return None, None
+    return (float(roc_auc_score(labels, video_scores)),
+            float(average_precision_score(labels, video_scores)))
+
+
+def _is_better(auc: float | None, loss: float, best_auc: float | None,
+               best_loss: float | None, best_epoch: int) -> bool:
+    """Higher val ROC-AUC wins; equal AUC -> lower val loss; equal both -> keep the earlier."""
+    if best_epoch == 0:
+        return True
+    a = -math.inf if auc is None else auc
+    b = -math.inf if best_auc is None else best_auc
+    if a != b:
+        return a > b
+    return best_loss is None or loss < best_loss
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput, mask: Tensor,
+               labels: Tensor, world_size: int = 1) -> tuple[Tensor, LossTerms]:
+    """The loss to backpropagate and its terms (``terms.total``: the objective's value).
+
+    With ``world_size`` W > 1 the batch is the global one (gathered from every rank, gradients
+    only through this rank's share) and the result is ``W x batch terms + weighted memory
+    regulariser``, so that DDP's gradient average is the gradient of the global objective (see
+    the module docstring). ``terms`` are always the global objective's.
+    """
+    if config.model == "mil-mlp":
+        total, terms = mil_loss(output, mask, labels)
+        return (total if world_size == 1 else world_size * total), terms
+    if world_size == 1:
+        return memtsm_loss(output, mask, labels, config.loss, model.regularizer())
+    batch_total, terms = memtsm_loss(output, mask, labels, config.loss, None)
+    reg = model.regularizer()
+    weighted_reg = config.loss.mem_reg_weight * reg
+    return (world_size * batch_total + weighted_reg,
+            terms._replace(total=batch_total + weighted_reg, memory_reg=reg))
+
+
+def _global_output(world: World, output: ScorerOutput) -> ScorerOutput:
+    """The per-segment outputs the objectives read, of every rank's share, in rank order.
+
+    ``scores``, ``logits`` and ``recon_error`` ``[b, S]`` become ``[W b, S]`` (this rank's rows
+    keep their graph); ``readout``, ``attention`` and ``embedding`` are not gathered and are
+    empty ``[W b, S, 0]``.
+    """
+    packed = torch.stack([output.scores, output.logits, output.recon_error], dim=-1)
+    scores, logits, recon_error = gather_rows(world, packed).unbind(-1)
+    empty = scores.new_zeros(*scores.shape, 0)
+    return ScorerOutput(scores=scores, logits=logits, readout=empty, recon_error=recon_error,
+                        attention=empty, embedding=empty)
+
+
+@torch.no_grad()
+def _forward_all(model: nn.Module, data: BagDataset, indices: np.ndarray,
+                 device: torch.device) -> tuple[ScorerOutput, Tensor]:
+    """Eval-mode outputs and masks of bags ``indices``, in chunks, concatenated."""
+    model.eval()
+    parts, masks = [], []
+    for i in range(0, len(indices), EVAL_CHUNK):
+        chunk = torch.as_tensor(indices[i:i + EVAL_CHUNK])
+        mask = data.mask(chunk).to(device)
+        parts.append(model(data.segments[chunk].to(device), mask))
+        masks.append(mask)
+    output = ScorerOutput(*(torch.cat(field, dim=0) for field in zip(*parts)))
+    return output, torch.cat(masks, dim=0)
+
+
+def _evaluate(model: nn.Module, config: TrainConfig, data: BagDataset, indices: np.ndarray,
+              device: torch.device, with_loss: bool) -> dict[str, Any]:
+    output, mask = _forward_all(model, data, indices, device)
+    labels = data.labels[torch.as_tensor(indices)].to(device)
+    video = topk_video_score(output.scores, mask, config.loss.topk).cpu().numpy()
+    y = labels.cpu().numpy()
+    auc, ap = _auc_ap(video, y)
+    result: dict[str, Any] = {"auc": auc, "ap": ap, "video_scores": video, "labels": y}
+    if with_loss:
+        with torch.no_grad():
+            total, _ = _objective(model, config, output, mask, labels.to(output.scores.dtype))
+        result["loss"] = float(total)
+    return result
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _check_resume(config: TrainConfig, ckpt: Checkpoint, path: Path) -> TrainingState:
+    if ckpt.train_config is None or ckpt.training_state is None:
+        raise CheckpointError(f"{path} has no training state; it cannot be resumed")
+    mine = config.to_dict()
+    theirs = ckpt.train_config.to_dict()
+    diffs = [f"{key}: run has {theirs.get(key)!r}, now {mine.get(key)!r}"
+             for key in sorted(set(mine) | set(theirs))
+             if key not in RESUME_MAY_DIFFER and mine.get(key) != theirs.get(key)]
+    if diffs:
+        raise ValueError(f"--resume needs the same config as the run in {config.out}; "
+                         f"differences: {'; '.join(diffs)}")
+    return ckpt.training_state
+
+
+def _write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _claim_run_dir(config: TrainConfig) -> bytes:
+    """Check ``config.out`` for a new run or a resume; the bytes of ``last.pt`` when resuming.
+
+    A run is only what a committed epoch left (``last.pt``): a directory from a run killed
+    before its first epoch ended is started afresh, with or without ``--resume``, so a job
+    script can always pass ``--resume`` (e.g. a requeued SLURM job).
+
+    Raises:
+        FileExistsError: ``out`` already holds a run and ``resume`` is False.
+    """
+    run_dir = Path(config.out)
+    last_path = run_dir / LAST_NAME
+    if last_path.is_file():
+        if config.resume:
+            return last_path.read_bytes()
+        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to "
+                              "continue it or choose another --out")
+    if config.resume:
+        logger.warning("--resume: %s not found (no epoch was committed); starting the run",
+                       last_path)
+    return b""
+
+
+def train(config: TrainConfig, progress: Progress | None = None,
+          world: World | None = None) -> TrainResult:
+    """Train a scorer; write the run directory; return the best epoch and its threshold.
+
+    Each line of ``metrics.jsonl`` holds: ``epoch`` (1-based), ``steps``, ``loss_<term>`` for
+    every :class:`LossTerms` field (mean over the epoch's batches, train mode), ``train_auc``
+    (video-level ROC-AUC on the training videos, eval mode), ``val_loss``, ``val_auc`` (ROC-AUC),
+    ``val_ap`` (PR-AUC), ``val_f1`` and ``threshold`` (F1-maximising), ``lr`` (at the epoch's
+    first step) and ``seconds``.
+
+    Args:
+        config: The run; ``config.resume`` continues ``out/last.pt``.
+        progress: Reports epochs (items) and optimisation steps (units).
+        world: The processes training together (default: :meth:`World.from_env`, i.e. the
+            ranks torchrun started, or this process alone). Every rank calls :func:`train`
+            with the same config; see the module docstring.
+
+    Returns:
+        :class:`TrainResult` (the same on every rank).
+
+    Raises:
+        DataError: Unusable stores (see :func:`memtsm.train.data.load_bags`) or too few
+            videos of a class to validate.
+        FileExistsError: ``out`` already holds a run and ``resume`` is False.
+        ValueError: ``resume`` with a different config or other feature stores; a
+            ``batch_size`` that does not split into equal balanced shares over the ranks.
+        RuntimeError: ``--device cuda`` without CUDA; a distributed set-up error
+            (:class:`~memtsm.train.distributed.DistributedError`), also raised on the other
+            ranks when rank 0 fails to start the run.
+    """
+    config = config.resolved()
+    world = World.from_env() if world is None else world
+    check_batch_split(config.batch_size, world.world_size)
+    device = world.device(config.device)
+    with process_group(world, device):
+        return _train(config, progress or SilentProgress(), world, device)
+
+
+def _train(config: TrainConfig, progress: Progress, world: World,
+           device: torch.device) -> TrainResult:
+    run_dir = Path(config.out)
+    last_path, metrics_path = run_dir / LAST_NAME, run_dir / METRICS_NAME
+    # Rank 0 checks the run directory and reads last.pt; every rank gets the same bytes.
+    last_bytes = share_from_main(world, device, lambda: _claim_run_dir(config))
+    resume_ckpt: Checkpoint | None = None
+    if last_bytes:
+        resume_ckpt = load_checkpoint_bytes(last_bytes, last_path)
+        _check_resume(config, resume_ckpt, last_path)
+
+    data = load_bags(config.features, config.num_segments)
+    train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
+    n_normal, n_anomalous = data.class_counts()
+    val_labels = data.labels[torch.as_tensor(val_idx)]
+    if not (bool((val_labels == NORMAL).any()) and bool((val_labels == ANOMALOUS).any())):
+        raise DataError(
+            f"validation needs both classes, but the stores hold {n_normal} normal and "
+            f"{n_anomalous} anomalous labelled videos: at least 2 of each are required")
+    if resume_ckpt is not None and resume_ckpt.feature_identity != data.identity:
+        raise ValueError(f"--resume: the feature stores changed since {last_path} was written")
+    logger.info("%d bags (%d normal, %d anomalous; %d unlabelled skipped): %d train, %d val",
+                len(data), n_normal, n_anomalous, data.skipped_unlabelled, len(train_idx),
+                len(val_idx))
+    if world.is_distributed:
+        logger.info("rank %d of %d on %s: %d bags of each global batch of %d", world.rank,
+                    world.world_size, device, config.batch_size // world.world_size,
+                    config.batch_size)
+
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    scorer_config = config.scorer_config(data.feature_dim)
+    sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
+                                   config.seed, indices=train_idx,
+                                   steps_per_epoch=config.steps_per_epoch)
+    steps_per_epoch = len(sampler)
+    segments = data.segments.to(device)
+    masks = data.mask(torch.arange(len(data))).to(device)
+    labels = data.labels.to(device=device, dtype=torch.float32)
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+
+    with torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(config.seed)
+        model = build_scorer(scorer_config).to(device)
+        optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                      foreach=True)  # multi-tensor update: ~2x faster on CPU
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs * steps_per_epoch)
+        history: list[dict[str, Any]] = []
+        best_epoch, best_auc, best_loss = 0, None, None
+        start_epoch = 0
+        if resume_ckpt is not None:
+            state = resume_ckpt.training_state
+            assert state is not None
+            model.load_state_dict(resume_ckpt.state_dict)
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            torch.set_rng_state(state.rng_state)
+            if state.cuda_rng_state is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(state.cuda_rng_state, device)
+            if state.world_size != world.world_size and world.is_main:
+                logger.warning("%s was trained by %d process(es), now %d: same batches, but "
+                               "dropout masks differ from an uninterrupted run", last_path,
+                               state.world_size, world.world_size)
+            history = [dict(h) for h in state.history]
+            best_epoch, best_auc, best_loss = (state.best_epoch, state.best_val_auc,
+                                               state.best_val_loss)
+            start_epoch = resume_ckpt.epoch
+            if world.is_main:  # drop lines of an epoch that never committed
+                _write_lines(metrics_path, history)
+            logger.info("resuming %s at epoch %d/%d", run_dir, start_epoch + 1, config.epochs)
+        elif world.is_main:
+            config.replace(resume=False).to_yaml(run_dir / CONFIG_NAME)
+            _write_lines(metrics_path, [])
+        trainer = model
+        if world.is_distributed:
+            trainer = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+
+        common = dict(scorer_config=scorer_config, loss_config=config.loss,
+                      train_config=config.replace(resume=False), feature_identity=data.identity,
+                      extract_config=data.extract_config)
+        remaining = config.epochs - start_epoch
+        progress.start(remaining, remaining * steps_per_epoch, "steps")
+        try:
+            for epoch in range(start_epoch, config.epochs):
+                row = _run_epoch(trainer, model, optimizer, scheduler, sampler, epoch, segments,
+                                 masks, labels, config, world, progress)
+                # Rank 0 validates; every rank takes its row (and so the same decisions).
+                row = json.loads(share_from_main(world, device, functools.partial(
+                    _validation_row, model, config, data, train_idx, val_idx, row)))
+                history.append(row)
+                improved = _is_better(row["val_auc"], row["val_loss"], best_auc, best_loss,
+                                      best_epoch)
+                if improved:
+                    best_epoch, best_auc, best_loss = epoch + 1, row["val_auc"], row["val_loss"]
+                if world.is_main:
+                    _commit_epoch(model, optimizer, scheduler, device, row, improved, history,
+                                  (best_epoch, best_auc, best_loss), world, run_dir, common)
+                info = _epoch_info(row, config)
+                logger.info("epoch %d/%d: %s", epoch + 1, config.epochs, info)
+                progress.item_done(f"epoch {epoch + 1}/{config.epochs}", True, info)
+        finally:
+            progress.close()
+
+    if history and world.is_main:
+        plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
+    return TrainResult(run_dir=run_dir, best_epoch=best_epoch, best_val_auc=best_auc,
+                       threshold=history[best_epoch - 1]["threshold"] if best_epoch else None,
+                       metrics=tuple(history), device=str(device))
+
+
+def _validation_row(model: nn.Module, config: TrainConfig, data: BagDataset,
+                    train_idx: np.ndarray, val_idx: np.ndarray, row: dict[str, Any]) -> bytes:
+    """``row`` completed with train AUC, validation metrics, threshold and seconds, as JSON."""
+    device = next(model.parameters()).device
+    train_eval = _evaluate(model, config, data, train_idx, device, with_loss=False)
+    val = _evaluate(model, config, data, val_idx, device, with_loss=True)
+    threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
+    row.update(train_auc=train_eval["auc"], val_loss=val["loss"], val_auc=val["auc"],
+               val_ap=val["ap"], val_f1=val_f1, threshold=threshold)
+    row["seconds"] = time.perf_counter() - row.pop("_t0")
+    return json.dumps(row).encode()
+
+
+def _commit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
+                  row: dict[str, Any], improved: bool, history: list[dict[str, Any]],
+                  best: tuple[int, float | None, float | None], world: World, run_dir: Path,
+                  common: dict[str, Any]) -> None:
+    """Append ``row`` to metrics.jsonl, write best.pt if ``improved``, then last.pt (rank 0)."""
+    with open(run_dir / METRICS_NAME, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    epoch = row["epoch"]
+    val_metrics = {k: row[k] for k in ("val_loss", "val_auc", "val_ap", "val_f1")}
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if improved:
+        save_checkpoint(run_dir / BEST_NAME, Checkpoint(
+            state_dict=weights, threshold=row["threshold"], epoch=epoch,
+            val_metrics=val_metrics, **common))
+    best_epoch, best_auc, best_loss = best
+    state = TrainingState(
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        rng_state=torch.get_rng_state(),
+        cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        best_epoch=best_epoch, best_val_auc=best_auc, best_val_loss=best_loss,
+        history=tuple(history), world_size=world.world_size)
+    # last.pt is the commit point of an epoch (--resume trusts it, not the log).
+    save_checkpoint(run_dir / LAST_NAME, Checkpoint(
+        state_dict=weights, threshold=row["threshold"], epoch=epoch, val_metrics=val_metrics,
+        training_state=state, **common))
+
+
+def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, sampler: BalancedBatchSampler,
+               epoch: int, segments: Tensor, masks: Tensor, labels: Tensor, config: TrainConfig,
+               world: World, progress: Progress) -> dict[str, Any]:
+    """One epoch of optimisation steps; returns the row of loss means (of global batches).
+
+    ``trainer`` is ``model``, or its DDP wrapper in a distributed run (the memory regulariser
+    is read from ``model``, outside the forward pass). ``segments [N, S, D]``, ``masks bool
+    [N, S]`` and ``labels float32 [N]`` hold every bag, on the device.
+    """
+    t0 = time.perf_counter()
+    lr = float(optimizer.param_groups[0]["lr"])
+    trainer.train()
+    if world.is_distributed:  # distinct dropout masks per rank, reproducible per epoch
+        torch.manual_seed(derive_seed(config.seed, DROPOUT_STREAM, epoch, world.rank))
+    sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=segments.device)
+    batches = sampler.epoch(epoch)
+    for batch in batches:
+        shares = split_batch(batch, world.world_size).to(segments.device)  # [W, B / W]
+        index = shares[world.rank]
+        output = trainer(segments[index], masks[index])  # [b, S, D] -> scores [b, S]
+        if world.is_distributed:
+            output, index = _global_output(world, output), shares.flatten()
+        total, terms = _objective(model, config, output, masks[index], labels[index],
+                                  world.world_size)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(trainer.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        sums += torch.stack([t.detach().to(torch.float64) for t in terms])
+        progress.advance(1)
+    means = (sums / len(batches)).tolist()
+    if not all(math.isfinite(v) for v in means):
+        raise RuntimeError(f"non-finite training loss in epoch {epoch + 1} (try a lower --lr); "
+                           "last.pt still holds the previous epoch")
+    row: dict[str, Any] = {"epoch": epoch + 1, "steps": len(batches)}
+    row.update({f"loss_{name}": value for name, value in zip(LOSS_TERMS, means)})
+    row["lr"] = lr
+    row["_t0"] = t0
+    return row
+
+
+def used_terms(config: TrainConfig) -> tuple[str, ...]:
+    """Loss terms the run's objective weights (the others are logged but not optimised)."""
+    if config.model == "mil-mlp":
+        return ("ranking", "smoothness", "sparsity")
+    loss = config.loss
+    optional = (("smoothness", loss.smoothness_weight), ("sparsity", loss.sparsity_weight))
+    return ("focal", "reconstruction", "memory_reg") + tuple(n for n, w in optional if w > 0)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _epoch_info(row: dict[str, Any], config: TrainConfig) -> str:
+    terms = " ".join(f"{name}={row[f'loss_{name}']:.4f}" for name in used_terms(config))
+    return (f"loss={row['loss_total']:.4f} ({terms}) val_auc={_fmt(row['val_auc'])} "
+            f"val_ap={_fmt(row['val_ap'])} thr={row['threshold']:.3f}")
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path,
+                terms: tuple[str, ...] = LOSS_TERMS) -> Path:
+    """Write ``curves.png``: loss ``terms`` (log scale) and train/val AUC, val PR-AUC per epoch.
+
+    Uses :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot global state.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    loss_ax, auc_ax = fig.subplots(1, 2)
+    for name in ("total", *(t for t in terms if t != "total")):
+        values = [row[f"loss_{name}"] for row in history]
+        if any(v > 0 for v in values):
+            loss_ax.plot(epochs, values, marker=".", label=name,
+                         linewidth=2.0 if name == "total" else 1.0)
+    loss_ax.plot(epochs, [row["val_loss"] for row in history], "k--", label="val total")
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_title("training loss: total and its terms (unweighted)")
+    loss_ax.legend(fontsize="small")
+    for key, label in (("train_auc", "train ROC-AUC"), ("val_auc", "val ROC-AUC"),
+                       ("val_ap", "val PR-AUC")):
+        values = [np.nan if row[key] is None else row[key] for row in history]
+        auc_ax.plot(epochs, values, marker=".", label=label)
+    auc_ax.set_ylim(0.0, 1.02)
+    auc_ax.set_xlabel("epoch")
+    auc_ax.set_title("video-level metrics")
+    auc_ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    return path
