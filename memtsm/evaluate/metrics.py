@@ -10,72 +10,11 @@ AUC with one class only) are ``None``, with the reason in :attr:`EvalMetrics.mes
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-
-def clip_scores_to_frames(scores: np.ndarray, clip_frames: np.ndarray,
-                          num_frames: int) -> np.ndarray:
-    """Per-frame scores from per-clip scores.
-
-    Each clip's score is given to the frames of its ``[start, end)`` range (clipped to the
-    video). A frame covered by several clips gets the mean of their scores; a frame covered by
-    none (e.g. the tail left by imported 32-segment features) gets the score of the nearest
-    covered frame (the earlier one on a tie). Clips of zero width cover no frame and are
-    ignored.
-
-    Args:
-        scores: ``[T]`` clip scores.
-        clip_frames: ``int [T, 2]`` ``[start, end)`` frame ranges, 0-based.
-        num_frames: frames of the video.
-
-    Returns:
-        ``float64 [num_frames]`` frame scores.
-
-    Raises:
-        ValueError: shapes disagree, a range is reversed or negative, scores are not finite, or
-            no clip covers any frame of the video.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    clip_frames = np.asarray(clip_frames)
-    if scores.ndim != 1 or clip_frames.shape != (scores.shape[0], 2):
-        raise ValueError(f"scores [T] and clip_frames [T, 2] disagree: {scores.shape} vs "
-                         f"{clip_frames.shape}")
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive, got {num_frames}")
-    if not np.isfinite(scores).all():
-        raise ValueError("clip scores contain NaN or inf")
-    starts = clip_frames[:, 0].astype(np.int64)
-    ends = clip_frames[:, 1].astype(np.int64)
-    if (starts < 0).any() or (ends < starts).any():
-        raise ValueError("clip_frames must hold 0 <= start <= end")
-    starts = np.minimum(starts, num_frames)
-    ends = np.minimum(ends, num_frames)
-    total = np.zeros(num_frames, dtype=np.float64)
-    count = np.zeros(num_frames, dtype=np.int64)
-    # One slice per clip (T is small): every frame of a single clip gets exactly its score.
-    for start, end, score in zip(starts.tolist(), ends.tolist(), scores.tolist()):
-        if end > start:
-            total[start:end] += score
-            count[start:end] += 1
-    covered = np.flatnonzero(count)
-    if covered.size == 0:
-        raise ValueError(f"no clip covers any of the video's {num_frames} frames")
-    frames = np.zeros(num_frames, dtype=np.float64)
-    frames[covered] = total[covered] / count[covered]
-    uncovered = np.flatnonzero(count == 0)
-    if uncovered.size:
-        pos = np.searchsorted(covered, uncovered)
-        left = covered[np.maximum(pos - 1, 0)]
-        right = covered[np.minimum(pos, covered.size - 1)]
-        left_dist = np.where(pos > 0, uncovered - left, np.iinfo(np.int64).max)
-        right_dist = np.where(pos < covered.size, right - uncovered, np.iinfo(np.int64).max)
-        nearest = np.where(left_dist <= right_dist, left, right)
-        frames[uncovered] = frames[nearest]
-    return frames
 
 
 @dataclass(frozen=True)
@@ -235,31 +174,47 @@ def frame_level_metrics(per_video: Mapping[str, tuple[np.ndarray, np.ndarray, st
         anomalous_video_auc=anomalous_auc, per_class_auc=per_class, messages=tuple(messages))
 
 
-def choose_threshold(scores: np.ndarray | Sequence[float],
-                     labels: np.ndarray | Sequence[int]) -> float:
-    """Decision threshold that maximises F1 on VALIDATION frames.
+def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The F1-maximising decision threshold of video scores (anomalous iff ``score >= t``).
 
-    Candidates are the distinct scores (``score >= t`` is anomalous); on a tie the lowest such
-    threshold is returned. Use the result on the test set unchanged.
+    Among the thresholds that split the sorted scores, take the one with the highest F1 (ties:
+    the lowest such threshold, i.e. the higher recall). It is returned as the midpoint between
+    the lowest score flagged and the highest score not flagged, so the validation decisions are
+    unchanged and the margin to both sides is equal; when every video is flagged it is the lowest
+    score.
 
     Args:
-        scores: ``[N]`` validation frame (or clip) scores.
-        labels: ``[N]`` 0/1 ground truth.
+        scores: ``[N]`` video scores.
+        labels: ``[N]`` 0/1 labels with at least one positive.
+
+    Returns:
+        ``(threshold, f1)``.
 
     Raises:
-        ValueError: shapes differ, no anomalous frame (F1 is then undefined), non-finite scores.
+        ValueError: No positive label.
     """
     from sklearn.metrics import precision_recall_curve
 
     scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels)
-    _check_video("validation", scores, labels)
-    if not labels.any():
-        raise ValueError("choose_threshold needs anomalous validation frames (F1 is undefined "
-                         "without positives)")
+    labels = np.asarray(labels).astype(int)
+    if labels.sum() == 0:
+        raise ValueError("the F1 threshold needs at least one anomalous video")
     precision, recall, thresholds = precision_recall_curve(labels, scores)
-    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-    denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator),
-                   where=denominator > 0)
-    return float(thresholds[int(np.argmax(f1))])
+    denom = precision[:-1] + recall[:-1]
+    f1 = np.where(denom > 0, 2 * precision[:-1] * recall[:-1] / np.maximum(denom, 1e-300), 0.0)
+    best = int(np.argmax(f1))
+    lowest_flagged = float(thresholds[best])
+    below = scores[scores < lowest_flagged]
+    threshold = (lowest_flagged + float(below.max())) / 2 if below.size else lowest_flagged
+    return threshold, float(f1[best])
+
+
+def video_auc_ap(video_scores: np.ndarray, labels: np.ndarray
+                 ) -> tuple[float | None, float | None]:
+    """Video-level ``(ROC-AUC, average precision)``; ``(None, None)`` with a single class."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return None, None
+    return (float(roc_auc_score(labels, video_scores)),
+            float(average_precision_score(labels, video_scores)))

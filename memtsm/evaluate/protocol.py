@@ -23,9 +23,10 @@ from memtsm.evaluate.annotations import (
     match_videos,
     read_frame_counts,
 )
-from memtsm.evaluate.metrics import EvalMetrics, clip_scores_to_frames, frame_level_metrics
+from memtsm.evaluate.metrics import EvalMetrics, frame_level_metrics
 from memtsm.runtime.progress import Progress
 from memtsm.score.stored import VideoScores, score_store
+from memtsm.segments import spread_over_ranges
 from memtsm.train.checkpoint import load_checkpoint
 
 #: Threshold used when a checkpoint carries none (never chosen on test data).
@@ -133,7 +134,7 @@ def _per_video(scored: dict[str, VideoScores], annotations: FrameAnnotations,
             scores=video.scores,
             recon_error=video.recon_error,
             clip_frames=video.clip_frames,
-            frame_scores=clip_scores_to_frames(video.scores, video.clip_frames,
+            frame_scores=spread_over_ranges(video.scores, video.clip_frames,
                                                video.num_frames),
             frame_labels=labels,
             class_name=class_name,

@@ -11,7 +11,7 @@ is T/32 clips in training, one clip at test); ``segments=S`` scores the ``S`` re
 instead, exactly as in training, and gives each clip the score of its segment (the mean of its
 segments when a short video repeats a clip), so both protocols return per-clip arrays that map
 to frames through the stored ``clip_frames``
-(:func:`memtsm.evaluate.metrics.clip_scores_to_frames`).
+(:func:`memtsm.segments.spread_over_ranges`).
 
 Long videos can be scored in windows of ``window`` clips (bounded memory): each window is run
 with ``model.receptive_field`` clips of real context on each side, which gives the same scores
@@ -36,8 +36,9 @@ from torch import nn
 
 from memtsm.runtime.devices import resolve_device
 from memtsm.runtime.progress import Progress
+from memtsm.segments import resample_segments, spread_over_ranges
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
-from memtsm.train.data import open_stores, resample_segments, segments_to_clips
+from memtsm.train.data import open_stores
 
 #: Identity keys that do not change what the features mean (storage precision only).
 IDENTITY_KEYS_IGNORED = ("dtype",)
@@ -146,8 +147,8 @@ def score_features(
     scores_np = scores.float().cpu().numpy()
     recon_np = recon.float().cpu().numpy()
     if ranges is not None:
-        scores_np = segments_to_clips(scores_np, ranges, num_clips).astype(np.float32)
-        recon_np = segments_to_clips(recon_np, ranges, num_clips).astype(np.float32)
+        scores_np = spread_over_ranges(scores_np, ranges, num_clips).astype(np.float32)
+        recon_np = spread_over_ranges(recon_np, ranges, num_clips).astype(np.float32)
     return ScoreResult(scores=scores_np, recon_error=recon_np)
 
 

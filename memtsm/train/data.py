@@ -6,21 +6,7 @@ a validity mask (:meth:`BagDataset.mask`). Videos without a label are skipped an
 clips are not kept in memory: each video is resampled as it is read, so memory is
 ``videos x num_segments x D`` whatever the video lengths.
 
-Resampling (:func:`segment_clip_ranges`). With ``T`` clips and ``S`` segments:
-
-* ``T >= S``: segment ``i`` is the mean of clips ``[b_i, b_{i+1})`` with
-  ``b = round(linspace(0, T, S + 1))``, rounding half up, computed exactly in integers as
-  ``b_i = floor((2 i T + S) / (2 S))``. Consecutive boundaries differ by at least one when
-  ``T >= S``, so no segment is empty and every clip belongs to exactly one segment.
-* ``T < S``: the video keeps its ``T`` clips, one per segment, and the bag is padded (masked).
-  Repeating clips to fill ``S`` segments instead, as some implementations do, changes the time
-  scale the temporal layers see between training (a clip repeated ~S/T times) and scoring (every
-  clip once): on UCSD Ped2 (8-12 clips per video) it cost MemTSM 5 points of frame AUC
-  (0.93 vs 0.98 with 8 segments), while the per-segment MIL baseline was unaffected.
-
-The clip range of every segment is kept, and with the stored ``clip_frames`` it gives the
-segment's frame range (first frame of its first clip to the end of its last clip), so segment
-scores can be mapped back to frames without assuming a clip length.
+Resampling: :mod:`memtsm.segments`.
 
 Split (:func:`stratified_split`). Each class is shuffled with a seeded ``torch.Generator`` and
 ``round(val_fraction * n)`` of its videos go to validation, clamped to ``[1, n - 1]`` when the
@@ -58,6 +44,7 @@ import torch
 
 from memtsm.extract.store import FeatureStore, StoreError
 from memtsm.runtime.progress import Progress
+from memtsm.segments import resample_segments, segment_frame_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -66,95 +53,6 @@ NORMAL, ANOMALOUS = 0, 1
 
 class DataError(ValueError):
     """The feature stores cannot be used for training (mismatch, bad values, missing class)."""
-
-
-# -- resampling ------------------------------------------------------------------------------
-
-
-def segment_clip_ranges(num_clips: int, num_segments: int) -> np.ndarray:
-    """Clip range ``[start, end)`` of every segment (see the module docstring).
-
-    Args:
-        num_clips: T, clips of the video (>= 1).
-        num_segments: S, segments wanted (>= 1).
-
-    Returns:
-        ``int64 [min(T, S), 2]``: each row non-empty, ``0 <= start < end <= T``.
-
-    Raises:
-        ValueError: If ``num_clips`` or ``num_segments`` is < 1.
-    """
-    if num_clips < 1 or num_segments < 1:
-        raise ValueError(f"need num_clips >= 1 and num_segments >= 1, got {num_clips}, "
-                         f"{num_segments}")
-    i = np.arange(num_segments + 1, dtype=np.int64)
-    if num_clips >= num_segments:
-        bounds = (2 * i * num_clips + num_segments) // (2 * num_segments)
-        return np.stack([bounds[:-1], bounds[1:]], axis=1)
-    starts = np.arange(num_clips, dtype=np.int64)
-    return np.stack([starts, starts + 1], axis=1)
-
-
-def resample_segments(features: np.ndarray, num_segments: int) -> tuple[np.ndarray, np.ndarray]:
-    """Average consecutive clips into ``num_segments`` segments (fewer clips are kept as they are).
-
-    Args:
-        features: ``[T, D]`` clip features.
-        num_segments: S.
-
-    Returns:
-        ``(segments float32 [min(T, S), D], clip_ranges int64 [min(T, S), 2])``.
-
-    Raises:
-        ValueError: If ``features`` is not a non-empty 2-D array.
-    """
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[0] < 1:
-        raise ValueError(f"features must be [T, D] with T >= 1, got {features.shape}")
-    ranges = segment_clip_ranges(features.shape[0], num_segments)
-    # Prefix sums in float64: segment mean = (cum[end] - cum[start]) / (end - start).
-    cum = np.zeros((features.shape[0] + 1, features.shape[1]), dtype=np.float64)
-    np.cumsum(features, axis=0, dtype=np.float64, out=cum[1:])
-    sums = cum[ranges[:, 1]] - cum[ranges[:, 0]]
-    segments = sums / (ranges[:, 1] - ranges[:, 0])[:, None]
-    return segments.astype(np.float32), ranges
-
-
-def segment_frame_ranges(clip_frames: np.ndarray, clip_ranges: np.ndarray) -> np.ndarray:
-    """Frame range ``[start, end)`` of every segment, from the stored clip frame ranges.
-
-    Args:
-        clip_frames: ``int [T, 2]`` ``[start, end)`` frames of each clip.
-        clip_ranges: ``int [S, 2]`` clip range of each segment (:func:`segment_clip_ranges`).
-
-    Returns:
-        ``int64 [S, 2]``: from the first frame of the segment's first clip to the end of its last.
-    """
-    clip_frames = np.asarray(clip_frames, dtype=np.int64)
-    first = clip_frames[clip_ranges[:, 0], 0]
-    last = clip_frames[clip_ranges[:, 1] - 1, 1]
-    return np.stack([first, last], axis=1)
-
-
-def segments_to_clips(segment_values: np.ndarray, clip_ranges: np.ndarray,
-                      num_clips: int) -> np.ndarray:
-    """Give every clip the value of the segment(s) holding it (mean when a clip is repeated).
-
-    Args:
-        segment_values: ``[S]`` per-segment values.
-        clip_ranges: ``int [S, 2]`` clip range of each segment.
-        num_clips: T.
-
-    Returns:
-        ``float64 [T]`` per-clip values.
-    """
-    segment_values = np.asarray(segment_values, dtype=np.float64)
-    total = np.zeros(num_clips, dtype=np.float64)
-    count = np.zeros(num_clips, dtype=np.int64)
-    for (start, end), value in zip(clip_ranges.tolist(), segment_values.tolist()):
-        total[start:end] += value
-        count[start:end] += 1
-    return total / np.maximum(count, 1)
 
 
 # -- loading ---------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ never to biases or LayerNorm gains), a cosine schedule from ``lr`` to 0 over all
 Validation, after every epoch, on the held-out (stratified) videos, each resampled like the
 training bags: video score = mean of the top-``loss.topk`` segment scores; ROC-AUC and PR-AUC
 (average precision) of those against the video labels; the validation loss (same objective,
-eval mode). The *decision threshold* is the F1-maximising threshold on the validation video
-scores (:func:`f1_threshold`). Validation has only video-level labels, so this is the honest
-choice: it is learnt from data the model did not train on, and the test set never influences
+eval mode). The *video-level validation threshold* is the F1-maximising threshold on the
+validation video scores (:func:`memtsm.evaluate.metrics.f1_threshold`). Validation has only
+video-level labels, so this is the honest choice: it is learnt from data the model did not train on, and the test set never influences
 the weights, the selected epoch or the threshold.
 
 Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from memtsm.evaluate.metrics import f1_threshold, video_auc_ap
 from memtsm.model import (
     LossTerms,
     ScorerOutput,
@@ -157,50 +158,6 @@ class TrainResult:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """The F1-maximising decision threshold of video scores (anomalous iff ``score >= t``).
-
-    Among the thresholds that split the sorted scores, take the one with the highest F1 (ties:
-    the lowest such threshold, i.e. the higher recall). It is returned as the midpoint between
-    the lowest score flagged and the highest score not flagged, so the validation decisions are
-    unchanged and the margin to both sides is equal; when every video is flagged it is the lowest
-    score.
-
-    Args:
-        scores: ``[N]`` video scores.
-        labels: ``[N]`` 0/1 labels with at least one positive.
-
-    Returns:
-        ``(threshold, f1)``.
-
-    Raises:
-        ValueError: No positive label.
-    """
-    from sklearn.metrics import precision_recall_curve
-
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    if labels.sum() == 0:
-        raise ValueError("the F1 threshold needs at least one anomalous video")
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    denom = precision[:-1] + recall[:-1]
-    f1 = np.where(denom > 0, 2 * precision[:-1] * recall[:-1] / np.maximum(denom, 1e-300), 0.0)
-    best = int(np.argmax(f1))
-    lowest_flagged = float(thresholds[best])
-    below = scores[scores < lowest_flagged]
-    threshold = (lowest_flagged + float(below.max())) / 2 if below.size else lowest_flagged
-    return threshold, float(f1[best])
-
-
-def _auc_ap(video_scores: np.ndarray, labels: np.ndarray) -> tuple[float | None, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return None, None
-    return (float(roc_auc_score(labels, video_scores)),
-            float(average_precision_score(labels, video_scores)))
-
-
 def _is_better(auc: float | None, loss: float, best_auc: float | None,
                best_loss: float | None, best_epoch: int) -> bool:
     """Higher val ROC-AUC wins; equal AUC -> lower val loss; equal both -> keep the earlier."""
@@ -272,7 +229,7 @@ def _evaluate(model: nn.Module, config: TrainConfig, data: BagDataset, indices: 
     labels = data.labels[torch.as_tensor(indices)].to(device)
     video = topk_video_score(output.scores, mask, config.loss.topk).cpu().numpy()
     y = labels.cpu().numpy()
-    auc, ap = _auc_ap(video, y)
+    auc, ap = video_auc_ap(video, y)
     result: dict[str, Any] = {"auc": auc, "ap": ap, "video_scores": video, "labels": y}
     if with_loss:
         with torch.no_grad():

@@ -23,43 +23,43 @@ from sklearn.metrics import (
 
 from memtsm.evaluate.metrics import (
     EvalMetrics,
-    choose_threshold,
-    clip_scores_to_frames,
+    f1_threshold,
     frame_level_metrics,
 )
 from memtsm.evaluate.plots import plot_roc_pr
+from memtsm.segments import spread_over_ranges
 
 # -------------------------------------------------------------------- clip -> frame mapping
 
 
 def test_clip_scores_follow_stored_boundaries_with_uneven_last_clip() -> None:
-    frames = clip_scores_to_frames(np.array([0.1, 0.5, 0.9]),
+    frames = spread_over_ranges(np.array([0.1, 0.5, 0.9]),
                                    np.array([[0, 16], [16, 32], [32, 40]]), 40)
     assert frames.shape == (40,)
     assert np.array_equal(frames, np.repeat([0.1, 0.5, 0.9], [16, 16, 8]))
     # clips of 10 frames: nothing assumes 16
-    frames = clip_scores_to_frames(np.array([1.0, 2.0]), np.array([[0, 10], [10, 20]]), 20)
+    frames = spread_over_ranges(np.array([1.0, 2.0]), np.array([[0, 10], [10, 20]]), 20)
     assert np.array_equal(frames, np.repeat([1.0, 2.0], 10))
 
 
 def test_clip_past_the_end_is_clipped() -> None:
-    frames = clip_scores_to_frames(np.array([3.0, 4.0]), np.array([[0, 16], [16, 32]]), 20)
+    frames = spread_over_ranges(np.array([3.0, 4.0]), np.array([[0, 16], [16, 32]]), 20)
     assert np.array_equal(frames, np.repeat([3.0, 4.0], [16, 4]))
 
 
 def test_uncovered_frames_take_nearest_clip() -> None:
-    frames = clip_scores_to_frames(np.array([1.0, 2.0]), np.array([[0, 4], [8, 12]]), 16)
+    frames = spread_over_ranges(np.array([1.0, 2.0]), np.array([[0, 4], [8, 12]]), 16)
     #  covered 0-3 -> 1, 8-11 -> 2; 4, 5 nearer clip 0; 6, 7 nearer clip 1; tail 12-15 -> 2
     assert frames.tolist() == [1] * 6 + [2] * 10
     # a tie (frame 3: two frames from both) goes to the earlier clip; leading frames -> first
-    frames = clip_scores_to_frames(np.array([1.0, 2.0]), np.array([[2, 3], [5, 6]]), 7)
+    frames = spread_over_ranges(np.array([1.0, 2.0]), np.array([[2, 3], [5, 6]]), 7)
     assert frames.tolist() == [1, 1, 1, 1, 2, 2, 2]
 
 
 def test_overlapping_clips_average_and_zero_width_clips_are_ignored() -> None:
-    frames = clip_scores_to_frames(np.array([1.0, 3.0]), np.array([[0, 10], [5, 15]]), 15)
+    frames = spread_over_ranges(np.array([1.0, 3.0]), np.array([[0, 10], [5, 15]]), 15)
     assert frames.tolist() == [1.0] * 5 + [2.0] * 5 + [3.0] * 5
-    frames = clip_scores_to_frames(np.array([1.0, 100.0, 2.0]),
+    frames = spread_over_ranges(np.array([1.0, 100.0, 2.0]),
                                    np.array([[0, 8], [8, 8], [8, 16]]), 16)
     assert frames.tolist() == [1.0] * 8 + [2.0] * 8
 
@@ -68,18 +68,18 @@ def test_overlapping_clips_average_and_zero_width_clips_are_ignored() -> None:
     ([1.0], [[5, 2]], 10, "start <= end"),
     ([np.nan], [[0, 2]], 10, "NaN"),
     ([1.0, 2.0], [[0, 2]], 10, "disagree"),
-    ([1.0], [[10, 12]], 10, "no clip covers"),
+    ([1.0], [[10, 12]], 10, "no range covers"),
     ([1.0], [[0, 2]], 0, "positive"),
 ])
-def test_clip_scores_to_frames_errors(scores, clip_frames, num_frames, message) -> None:
+def test_spread_over_ranges_errors(scores, clip_frames, num_frames, message) -> None:
     with pytest.raises(ValueError, match=message):
-        clip_scores_to_frames(np.array(scores), np.array(clip_frames), num_frames)
+        spread_over_ranges(np.array(scores), np.array(clip_frames), num_frames)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 20), st.floats(-5, 5)),
                 min_size=1, max_size=8), st.integers(1, 60))
-def test_clip_scores_to_frames_matches_brute_force(clips, num_frames) -> None:
+def test_spread_over_ranges_matches_brute_force(clips, num_frames) -> None:
     starts = np.array([c[0] for c in clips])
     clip_frames = np.stack([starts, starts + np.array([c[1] for c in clips])], axis=1)
     scores = np.array([c[2] for c in clips])
@@ -87,14 +87,14 @@ def test_clip_scores_to_frames_matches_brute_force(clips, num_frames) -> None:
                 for f in range(num_frames)]
     if not any(covering):
         with pytest.raises(ValueError):
-            clip_scores_to_frames(scores, clip_frames, num_frames)
+            spread_over_ranges(scores, clip_frames, num_frames)
         return
     covered_value = {f: float(np.mean(c)) for f, c in enumerate(covering) if c}
     expected = []
     for f in range(num_frames):
         nearest = min(covered_value, key=lambda g: (abs(g - f), g))
         expected.append(covered_value[nearest])
-    assert np.allclose(clip_scores_to_frames(scores, clip_frames, num_frames), expected)
+    assert np.allclose(spread_over_ranges(scores, clip_frames, num_frames), expected)
 
 
 # ----------------------------------------------------------------------------------- metrics
@@ -202,25 +202,26 @@ def test_frame_level_metrics_rejects_bad_input(per_video) -> None:
 # ------------------------------------------------------------------------------- threshold
 
 
-def test_choose_threshold_hand_case() -> None:
+def test_f1_threshold_hand_case() -> None:
     scores = np.array([0.1, 0.4, 0.35, 0.8])
     labels = np.array([0, 0, 1, 1])
-    # thresholds: 0.8 -> F1 2/3; 0.4 -> P 1/2 R 1/2; 0.35 -> P 2/3 R 1 -> F1 0.8 (best)
-    assert choose_threshold(scores, labels) == 0.35
+    # flag >= 0.8 -> F1 2/3; >= 0.4 -> P 1/2 R 1/2; >= 0.35 -> P 2/3 R 1 -> F1 0.8 (best);
+    # returned midway between the lowest flagged score (0.35) and the highest unflagged (0.1)
+    threshold, f1 = f1_threshold(scores, labels)
+    assert threshold == pytest.approx(0.225) and f1 == pytest.approx(0.8)
     with pytest.raises(ValueError, match="anomalous"):
-        choose_threshold(scores, np.zeros(4, dtype=int))
+        f1_threshold(scores, np.zeros(4, dtype=int))
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 1, allow_subnormal=False), st.integers(0, 1)),
                 min_size=2, max_size=30).filter(lambda v: any(label for _, label in v)))
-def test_choose_threshold_maximises_f1(values) -> None:
+def test_f1_threshold_maximises_f1(values) -> None:
     scores = np.array([v[0] for v in values])
     labels = np.array([v[1] for v in values])
-    chosen = choose_threshold(scores, labels)
+    chosen, f1 = f1_threshold(scores, labels)
     best = max(f1_score(labels, scores >= t) for t in np.unique(scores))
-    assert chosen in scores
-    assert f1_score(labels, scores >= chosen) == pytest.approx(best)
+    assert f1_score(labels, scores >= chosen) == pytest.approx(best) == pytest.approx(f1)
 
 
 # ------------------------------------------------------------------------------------ plots

@@ -13,7 +13,7 @@ import pytest
 
 from memtsm import __version__
 from memtsm.evaluate.annotations import frame_labels, parse_ucf_crime, read_frame_counts
-from memtsm.evaluate.metrics import clip_scores_to_frames, frame_level_metrics
+from memtsm.evaluate.metrics import frame_level_metrics
 from memtsm.extract.external import (
     find_feature_files,
     fixed_width_frames,
@@ -24,6 +24,7 @@ from memtsm.extract.external import (
     sultani_segment_frames,
 )
 from memtsm.extract.store import FeatureStore, completed_shards
+from memtsm.segments import spread_over_ranges
 
 VANTAGE = ["Explosion/Explosion003_x264.csv.gz",  # 33 rows
            "Abuse/Abuse002_x264.csv.gz",
@@ -304,7 +305,7 @@ def test_imported_segments_evaluate_against_official_annotation(sultani_store: P
     for record in FeatureStore(sultani_store):
         labels = frame_labels(annotations, record.video_id, record.num_frames)
         oracle = np.array([labels[s:e].mean() for s, e in record.clip_frames])
-        scores = clip_scores_to_frames(oracle, record.clip_frames, record.num_frames)
+        scores = spread_over_ranges(oracle, record.clip_frames, record.num_frames)
         per_video[record.video_id] = (scores, labels, annotations.classes.get(
             annotations.find(record.video_id) or "", ""))
     result = frame_level_metrics(per_video, threshold=0.5)

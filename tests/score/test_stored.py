@@ -9,9 +9,9 @@ import torch
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
 from memtsm.model import ScorerConfig, build_scorer
 from memtsm.score.stored import IncompatibleFeaturesError, score_features, score_store
+from memtsm.segments import resample_segments, segment_clip_ranges
 from memtsm.train.checkpoint import Checkpoint, save_checkpoint
 from memtsm.train.config import ScorerOptions, TrainConfig
-from memtsm.train.data import resample_segments, segment_clip_ranges
 from memtsm.train.loop import train
 
 DIM = 16

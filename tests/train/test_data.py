@@ -10,14 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memtsm.extract.store import FeatureStore, FeatureStoreWriter, VideoRecord
+from memtsm.segments import (
+    resample_segments,
+    segment_clip_ranges,
+    segment_frame_ranges,
+    spread_over_ranges,
+)
 from memtsm.train.data import (
     BalancedBatchSampler,
     DataError,
     load_bags,
-    resample_segments,
-    segment_clip_ranges,
-    segment_frame_ranges,
-    segments_to_clips,
     stratified_split,
 )
 
@@ -99,7 +101,7 @@ def test_resample_properties(t, s):
     for (a, b), seg in zip(ranges, segs):
         np.testing.assert_allclose(seg, x[a:b].mean(axis=0), rtol=1e-6)
     # mapping segment values back gives every clip its segment's value
-    back = segments_to_clips(np.arange(length, dtype=float), ranges, t)
+    back = spread_over_ranges(np.arange(length, dtype=float), ranges, t)
     assert back.shape == (t,)
     for i, (a, b) in enumerate(ranges):
         assert np.all(back[a:b] == i)

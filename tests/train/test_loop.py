@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from memtsm.evaluate.metrics import f1_threshold
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
 from memtsm.model import LossConfig, ScorerConfig
 from memtsm.train.checkpoint import load_checkpoint
 from memtsm.train.config import ScorerOptions, TrainConfig
 from memtsm.train.data import DataError
-from memtsm.train.loop import LOSS_TERMS, f1_threshold, train
+from memtsm.train.loop import LOSS_TERMS, train
 
 DIM = 64
 CLIP = 16
