@@ -15,8 +15,8 @@ training bags: video score = mean of the top-``loss.topk`` segment scores; ROC-A
 (average precision) of those against the video labels; the validation loss (same objective,
 eval mode). The *video-level validation threshold* is the F1-maximising threshold on the
 validation video scores (:func:`memtsm.evaluate.metrics.f1_threshold`). Validation has only
-video-level labels, so this is the honest choice: it is learnt from data the model did not train on, and the test set never influences
-the weights, the selected epoch or the threshold.
+video-level labels, so this is the honest choice: it is learnt from data the model did not
+train on, and the test set never influences the weights, the selected epoch or the threshold.
 
 Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
 earlier epoch. It is saved as ``best.pt`` (with its threshold); ``last.pt`` holds the latest
