@@ -59,7 +59,7 @@ def make_checkpoint(path: Path) -> Path:
     config = ScorerConfig(feature_dim=extractor.descriptor.dim)
     model = build_scorer(config)
     save_checkpoint(path, Checkpoint(scorer_config=config, state_dict=model.state_dict(),
-                                     feature_identity=extractor.identity, threshold=0.5,
+                                     feature_identity=extractor.identity, val_video_threshold=0.5,
                                      extract_config=extractor.config.to_dict()))
     return path
 

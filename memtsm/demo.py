@@ -18,6 +18,7 @@ from pathlib import Path
 
 from memtsm.evaluate.protocol import EvalConfig, evaluate
 from memtsm.extract import ExtractConfig, FeatureSpec, extract
+from memtsm.runtime.files import atomic_write_text
 from memtsm.synth import SynthConfig, make_dataset
 from memtsm.train.config import TrainConfig
 from memtsm.train.loop import train
@@ -54,7 +55,7 @@ class DemoResult:
     roc_auc: float | None
     pr_auc: float | None
     f1: float | None
-    threshold: float | None
+    val_video_threshold: float | None
     checkpoint: Path
     scored_video: Path
     report: Path
@@ -108,12 +109,12 @@ def run_demo(out: Path | str = "memtsm-demo", fast: bool = False, seed: int = 0,
     plot = plot_scores(report, out / "scores.png")
     html = write_html_report(report, out / "report.html")
     metrics = result.metrics
-    (out / "summary.json").write_text(json.dumps({
+    atomic_write_text(out / "summary.json", json.dumps({
         "roc_auc": metrics.roc_auc, "pr_auc": metrics.pr_auc, "f1": metrics.f1,
-        "threshold": metrics.threshold, "n_test_videos": metrics.n_videos,
+        "val_video_threshold": metrics.threshold, "n_test_videos": metrics.n_videos,
         "n_test_frames": metrics.n_frames, "best_epoch": trained.best_epoch,
         "fast": fast, "seed": seed}, indent=1) + "\n")
     return DemoResult(out=out, roc_auc=metrics.roc_auc, pr_auc=metrics.pr_auc, f1=metrics.f1,
-                      threshold=metrics.threshold, checkpoint=trained.best_checkpoint,
+                      val_video_threshold=metrics.threshold, checkpoint=trained.best_checkpoint,
                       scored_video=video, report=html, plot=plot,
                       seconds=time.perf_counter() - started)

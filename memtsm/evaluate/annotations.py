@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from memtsm.extract.sources import VIDEO_SUFFIXES
+from memtsm.extract.sources import read_frame_counts, video_key
 
 UcfConvention = Literal["1-based-inclusive", "0-based-half-open"]
 AnnotationFormat = Literal["auto", "ucf-crime", "ucsd", "csv"]
@@ -48,20 +48,6 @@ ANNOTATION_FORMATS: tuple[str, ...] = ("auto", "ucf-crime", "ucsd", "csv")
 UCSD_DEFAULT_NAME_FORMAT = "{:02d}"
 
 Interval = tuple[int, int]
-
-
-def video_key(name: str) -> str:
-    """Matching key of a video name or id: last path component, video extension stripped.
-
-    ``Assault/Assault018_x264`` and ``Assault018_x264.mp4`` both give ``Assault018_x264``. Only
-    known video extensions (:data:`memtsm.extract.sources.VIDEO_SUFFIXES`) are stripped, so ids
-    containing dots keep them.
-    """
-    last = PurePosixPath(name.replace("\\", "/")).name
-    suffix = PurePosixPath(last).suffix
-    if suffix and suffix.lower() in VIDEO_SUFFIXES:
-        return last[: -len(suffix)]
-    return last
 
 
 @dataclass(frozen=True)
@@ -277,38 +263,6 @@ def _within_video(span: Interval, count: int | None, start: int, end: int, path:
         raise ValueError(f"{path}:{line_no}: interval {start}..{end} starts after the video's "
                          f"last frame ({count} frames)")
     return span[0], min(span[1], count)
-
-
-def read_frame_counts(path: Path | str) -> dict[str, int]:
-    """Read ``Class/Name.mp4 n_frames ...`` lines (UCF-Crime ``meta/*_Annotation.txt``).
-
-    Args:
-        path: text file, one video per line; tokens after the frame count are ignored.
-
-    Returns:
-        :func:`video_key` of each video (``Arson022_x264``) -> its frame count.
-
-    Raises:
-        ValueError: ``"<file>:<line>: ..."`` for a malformed line or a repeated video.
-    """
-    path = Path(path)
-    counts: dict[str, int] = {}
-    for line_no, line in _lines(path):
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#"):
-            continue
-        if len(tokens) < 2:
-            raise ValueError(f"{path}:{line_no}: expected 'video n_frames ...', got {line!r}")
-        count = _int(tokens[1], path, line_no, "frame count")
-        if count <= 0:
-            raise ValueError(f"{path}:{line_no}: frame count must be positive, got {count}")
-        key = video_key(tokens[0])
-        if not key:
-            raise ValueError(f"{path}:{line_no}: empty video name")
-        if key in counts:
-            raise ValueError(f"{path}:{line_no}: video {key!r} is listed twice")
-        counts[key] = count
-    return counts
 
 
 def _resolve_counts(frame_counts: Mapping[str, int] | Path | str | None) -> dict[str, int]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memtsm.runtime.files import atomic_path
+
 ROC_NAME = "roc.png"
 PR_NAME = "pr.png"
 
@@ -61,7 +63,8 @@ def plot_roc_pr(frame_scores: np.ndarray, frame_labels: np.ndarray,
              ylim=(0, 1.01), title="Frame-level ROC")
     axes.legend(loc="lower right")
     roc_path = out / ROC_NAME
-    figure.savefig(roc_path, dpi=dpi, bbox_inches="tight")
+    with atomic_path(roc_path) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
 
     precision, recall, _ = precision_recall_curve(labels, scores)
     average_precision = average_precision_score(labels, scores)
@@ -75,5 +78,6 @@ def plot_roc_pr(frame_scores: np.ndarray, frame_labels: np.ndarray,
              title="Frame-level precision-recall")
     axes.legend(loc="upper right")
     pr_path = out / PR_NAME
-    figure.savefig(pr_path, dpi=dpi, bbox_inches="tight")
+    with atomic_path(pr_path) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return [roc_path, pr_path]

@@ -2,7 +2,8 @@
 
 Each clip's score goes to the frames the clip covers (stored ``clip_frames``), ground truth comes
 from an annotation file, all test videos' frames are concatenated, and ROC-AUC / PR-AUC / F1 are
-computed. The decision threshold is the one stored in the checkpoint (chosen on validation data
+computed. The decision threshold is the checkpoint's video-level validation threshold (chosen on
+the validation videos' scores during training, applied here to frames)
 during training): nothing here is tuned on the test set, and scores are never normalised over it.
 """
 
@@ -21,9 +22,10 @@ from memtsm.evaluate.annotations import (
     frame_labels,
     load_annotations,
     match_videos,
-    read_frame_counts,
 )
 from memtsm.evaluate.metrics import EvalMetrics, frame_level_metrics
+from memtsm.extract.sources import read_frame_counts
+from memtsm.runtime.files import atomic_write_text
 from memtsm.runtime.progress import Progress
 from memtsm.score.stored import VideoScores, score_store
 from memtsm.segments import spread_over_ranges
@@ -89,6 +91,7 @@ class EvalResult:
     def to_json_dict(self) -> dict[str, Any]:
         """The ``--json`` document: every metric, and per-video scores and clip frames."""
         data = self.metrics.to_json_dict()
+        data["val_video_threshold"] = data["threshold"]  # "threshold": deprecated alias
         data["threshold_source"] = self.threshold_source
         data["annotated_but_missing"] = list(self.annotated_but_missing)
         data["config"] = self.config.to_dict()
@@ -110,7 +113,7 @@ class EvalResult:
         """Write :meth:`to_json_dict` to ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json_dict(), indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1) + "\n")
         return path
 
     def plot_curves(self, out_dir: Path | str) -> list[Path]:
@@ -164,10 +167,11 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                          segments=config.segments, progress=progress)
     mapping, missing = match_videos(annotations, list(scored))
     videos = _per_video(scored, annotations, mapping)
-    if checkpoint.threshold is None:
-        threshold, source = DEFAULT_THRESHOLD, "default (checkpoint has none)"
+    if checkpoint.val_video_threshold is None:
+        threshold, source = DEFAULT_THRESHOLD, "default: the checkpoint has none"
     else:
-        threshold, source = checkpoint.threshold, "checkpoint (chosen on validation data)"
+        threshold = checkpoint.val_video_threshold
+        source = "the checkpoint's video-level validation threshold"
     per_video = {vid: (v.frame_scores, v.frame_labels, v.class_name) for vid, v in videos.items()}
     metrics = frame_level_metrics(per_video, threshold)
     return EvalResult(metrics=metrics, videos=videos, annotated_but_missing=missing,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memtsm.constants import CLIP_FRAMES, DEFAULT_SHARD_BYTES, XFEAT_SIDE_MULTIPLE
+from memtsm.runtime.files import atomic_write_text
 
 #: Pooling layouts known to :mod:`memtsm.extract.layouts` (kept here so the config can validate
 #: without importing torch).
@@ -171,4 +172,4 @@ class ExtractConfig:
 
     def write(self, path: Path) -> None:
         """Write the resolved config as JSON to ``path``."""
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        atomic_write_text(path, self.to_json() + "\n")

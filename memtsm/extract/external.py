@@ -42,19 +42,25 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
 from memtsm.constants import CLIP_FRAMES
-from memtsm.evaluate.annotations import read_frame_counts, video_key
-from memtsm.extract.sources import VideoLabel, read_labels_csv, resolve_label
+from memtsm.extract.identity import FeatureIdentity
+from memtsm.extract.sources import (
+    VideoLabel,
+    read_frame_counts,
+    read_labels_csv,
+    resolve_label,
+    video_key,
+    walk_tree,
+)
 from memtsm.extract.store import (
     FAILURES_NAME,
     Failure,
@@ -65,6 +71,7 @@ from memtsm.extract.store import (
     read_store_identity,
     validate_video_id,
 )
+from memtsm.runtime.files import atomic_write_text
 
 FeatureFormat = Literal["sultani-txt", "csv", "npy"]
 Normalize = Literal["none", "l2"]
@@ -111,8 +118,8 @@ def find_feature_files(inputs: Sequence[Path | str], fmt: FeatureFormat) -> list
     """List ``(video_id, path)`` of the feature files under ``inputs``, sorted by id.
 
     A file given directly is taken whatever its extension (id: its name without extension);
-    folders are searched recursively (links to folders are not followed) for the format's
-    extensions (:data:`FORMAT_SUFFIXES`), ids being relative paths without extension.
+    folders are walked as in video discovery (:func:`memtsm.extract.sources.walk_tree`) for the
+    format's extensions (:data:`FORMAT_SUFFIXES`), ids being relative paths without extension.
 
     Raises:
         FileNotFoundError: an input does not exist.
@@ -136,12 +143,11 @@ def find_feature_files(inputs: Sequence[Path | str], fmt: FeatureFormat) -> list
         if root.is_file():
             add(_strip_format_suffix(root.name, fmt), root)
             continue
-        for folder, subdirs, files in os.walk(root, followlinks=False):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith(".") or not name.lower().endswith(FORMAT_SUFFIXES[fmt]):
+        for folder, files in walk_tree(root):
+            for name in files:
+                if not name.lower().endswith(FORMAT_SUFFIXES[fmt]):
                     continue
-                path = Path(folder) / name
+                path = folder / name
                 rel = PurePosixPath(path.relative_to(root).as_posix())
                 add(str(rel.with_name(_strip_format_suffix(rel.name, fmt))), path)
     return sorted(found.items())
@@ -478,12 +484,6 @@ def _parse_file(path: Path, video_id: str, fmt: str, counts: dict[str, int] | No
 # ------------------------------------------------------------------------------------ import
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureFormat,
                     frame_counts: Path | str | None = None, normalize: Normalize = "none",
                     labels_csv: Path | str | None = None, clip_len: int = CLIP_FRAMES,
@@ -543,17 +543,14 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
         "memtsm_version": __version__,
     }
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / IMPORT_CONFIG_NAME, config)
+    atomic_write_text(out / IMPORT_CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
     existing = read_store_identity(out)
     dim = feature_dim if feature_dim is not None else \
-        (int(existing["feature_dim"]) if existing and "feature_dim" in existing else None)
+        (existing.feature_dim if existing is not None else None)
     provenance = {"memtsm_version": __version__, "import": config}
 
-    def identity(feature_dim: int) -> dict[str, Any]:
-        return {"feature_dim": feature_dim, "layout": f"imported:{feature_name}",
-                "dtype": "float32",
-                "feature_spec": {"feature_name": feature_name, "normalize": normalize,
-                                 "clip_len": clip_len}}
+    def identity(feature_dim: int) -> FeatureIdentity:
+        return FeatureIdentity.of_import(feature_name, normalize, clip_len, feature_dim)
 
     imported: list[str] = []
     skipped: list[str] = []

@@ -30,6 +30,7 @@ from memtsm.extract.decode import (
     open_video,
     resolve_backend,
 )
+from memtsm.extract.identity import FeatureIdentity
 from memtsm.extract.sources import (
     VideoSource,
     discover_videos,
@@ -73,18 +74,6 @@ class ExtractSummary:
     def frames_per_second(self) -> float:
         """Decoded frames per wall-clock second."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def store_identity(config: ExtractConfig, feature_dim: int, weights_sha256: str) -> dict[str, Any]:
-    """What makes two stores' features interchangeable."""
-    return {
-        "feature_spec": config.spec.to_dict(),
-        "layout": config.spec.layout,
-        "feature_dim": feature_dim,
-        "dtype": config.spec.dtype,
-        "extractor": "xfeat",
-        "xfeat_weights_sha256": weights_sha256,
-    }
 
 
 def provenance(config: ExtractConfig, device: torch.device, backend: str) -> dict[str, Any]:
@@ -221,9 +210,10 @@ class FeatureExtractor:
         self.descriptor = XFeatDescriptor.from_weights(weights, config.spec, self.device)
 
     @property
-    def identity(self) -> dict[str, Any]:
-        """Store identity of the features this extractor produces."""
-        return store_identity(self.config, self.descriptor.dim, self.weights_sha256)
+    def identity(self) -> FeatureIdentity:
+        """Identity of the features this extractor produces."""
+        return FeatureIdentity.of_extraction(self.config.spec, self.descriptor.dim,
+                                             self.weights_sha256)
 
     @property
     def provenance(self) -> dict[str, Any]:

@@ -13,7 +13,9 @@ for a video with no folder, the leading letters of a UCF-Crime style name (``Ass
 from __future__ import annotations
 
 import csv
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -52,6 +54,75 @@ def strip_video_suffix(name: str) -> str:
     return name[: -len(suffix)] if suffix and suffix.lower() in VIDEO_SUFFIXES else name
 
 
+def video_key(name: str) -> str:
+    """Matching key of a video name or id: last path component, video extension stripped.
+
+    ``Assault/Assault018_x264`` and ``Assault018_x264.mp4`` both give ``Assault018_x264`` (how
+    annotation and frame-count files name the videos of a store). Only known video extensions
+    (:data:`VIDEO_SUFFIXES`) are stripped, so ids containing dots keep them.
+    """
+    return PurePosixPath(strip_video_suffix(name.replace("\\", "/"))).name
+
+
+def read_frame_counts(path: Path | str) -> dict[str, int]:
+    """Read ``Class/Name.mp4 n_frames ...`` lines (UCF-Crime ``meta/*_Annotation.txt``).
+
+    Args:
+        path: text file, one video per line; tokens after the frame count are ignored.
+
+    Returns:
+        :func:`video_key` of each video (``Arson022_x264``) -> its frame count.
+
+    Raises:
+        ValueError: ``"<file>:<line>: ..."`` for a malformed line or a repeated video.
+    """
+    path = Path(path)
+    counts: dict[str, int] = {}
+    with open(path, encoding="utf-8", newline=None) as handle:
+        lines = [line.rstrip("\n") for line in handle]  # not splitlines(): \x1e is no line end
+    for line_no, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith("#"):
+            continue
+        if len(tokens) < 2:
+            raise ValueError(f"{path}:{line_no}: expected 'video n_frames ...', got {line!r}")
+        if not re.fullmatch(r"[+-]?[0-9]+", tokens[1]):
+            raise ValueError(f"{path}:{line_no}: frame count must be an integer, got "
+                             f"{tokens[1]!r}")
+        count = int(tokens[1])
+        if count <= 0:
+            raise ValueError(f"{path}:{line_no}: frame count must be positive, got {count}")
+        key = video_key(tokens[0])
+        if not key:
+            raise ValueError(f"{path}:{line_no}: empty video name")
+        if key in counts:
+            raise ValueError(f"{path}:{line_no}: video {key!r} is listed twice")
+        counts[key] = count
+    return counts
+
+
+def walk_tree(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Every folder under ``root`` (``root`` first, then depth first by name) with its file names.
+
+    The one folder walk of memtsm (video discovery and feature import): symbolic links to
+    folders are followed, in or out of the tree (a split is often a folder of links to the data),
+    but each real folder is visited once, so a link loop or a second link to the same folder
+    adds nothing. Hidden entries (``.git``, macOS ``._clip.mp4`` companions) are skipped. Names
+    are sorted.
+    """
+    seen = {os.path.realpath(root)}
+    for folder, subdirs, files in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(subdirs):
+            real = os.path.realpath(os.path.join(folder, name))
+            if name.startswith(".") or real in seen:
+                continue
+            seen.add(real)
+            kept.append(name)
+        subdirs[:] = kept
+        yield Path(folder), sorted(f for f in files if not f.startswith("."))
+
+
 def _holds_images(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
 
@@ -66,7 +137,8 @@ def _relative_id(path: Path, root: Path, strip_suffix: bool) -> str:
 def discover_videos(inputs: list[Path]) -> list[VideoSource]:
     """List the videos under ``inputs`` (files, video folders searched recursively, frame folders).
 
-    Symbolic links to folders are not followed (no loops). Returns sources sorted by id.
+    Folders are walked by :func:`walk_tree` (symbolic links followed, no loops). Returns sources
+    sorted by id.
 
     Raises:
         FileNotFoundError: an input does not exist.
@@ -91,22 +163,14 @@ def discover_videos(inputs: list[Path]) -> list[VideoSource]:
         if _holds_images(path):
             add(VideoSource(validate_video_id(path.resolve().name), path, True))
             continue
-        for folder, subdirs, files in _walk(path):
-            subdirs.sort()
+        for folder, files in walk_tree(path):
             if folder != path and any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
                 add(VideoSource(_relative_id(folder, path, False), folder, True))
-            for name in sorted(files):
+            for name in files:
                 file = folder / name
                 if file.suffix.lower() in VIDEO_SUFFIXES:
                     add(VideoSource(_relative_id(file, path, True), file, False))
     return sorted(found.values(), key=lambda s: s.video_id)
-
-
-def _walk(root: Path):
-    import os
-
-    for folder, subdirs, files in os.walk(root, followlinks=False):
-        yield Path(folder), subdirs, files
 
 
 def read_video_list(path: Path) -> list[str]:

@@ -36,6 +36,8 @@ import h5py
 import numpy as np
 
 from memtsm.constants import DEFAULT_SHARD_BYTES, STORE_FORMAT_VERSION
+from memtsm.extract.identity import FeatureIdentity, describe_diff
+from memtsm.runtime.files import atomic_write_text
 
 INDEX_NAME = "index.jsonl"
 STORE_META_NAME = "store.json"
@@ -216,13 +218,26 @@ def _index_finished_groups(handle: h5py.File, shard_name: str) -> list[VideoEntr
     return _entries_in(handle, shard_name)
 
 
-def read_store_identity(root: Path) -> dict[str, Any] | None:
+def read_store_identity(root: Path) -> FeatureIdentity | None:
     """The identity of an existing store, or ``None`` when it has no completed shard yet."""
     shards = completed_shards(root)
     if not shards:
         return None
     with h5py.File(shards[0], "r") as handle:
-        return json.loads(handle.attrs["identity"])
+        return FeatureIdentity.from_dict(json.loads(handle.attrs["identity"]))
+
+
+def failure_counts(root: Path | str) -> dict[str, int]:
+    """Failures recorded by the last run(s): ``{"failures.jsonl": n, "failures-r1.jsonl": m}``.
+
+    One file per parallel worker; files without failures are left out.
+    """
+    counts = {}
+    for log in sorted(Path(root).glob("failures*.jsonl")):
+        lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if lines:
+            counts[log.name] = len(lines)
+    return counts
 
 
 class FeatureStoreWriter:
@@ -234,8 +249,8 @@ class FeatureStoreWriter:
 
     Args:
         root: store directory (created if needed).
-        identity: JSON-able dict that makes features interchangeable (feature spec, layout,
-            dim, weights hash). Appending with a different identity raises :class:`StoreError`.
+        identity: what makes the features interchangeable (a :class:`FeatureIdentity`, or its
+            dict form). Appending with a different identity raises :class:`StoreError`.
         provenance: JSON-able dict recorded with every shard (versions, full configs).
         shard_prefix: file-name prefix, e.g. ``shard`` or ``shard-r1`` for rank 1.
     """
@@ -243,7 +258,7 @@ class FeatureStoreWriter:
     def __init__(
         self,
         root: Path | str,
-        identity: dict[str, Any],
+        identity: FeatureIdentity | dict[str, Any],
         provenance: dict[str, Any] | None = None,
         shard_bytes: int = DEFAULT_SHARD_BYTES,
         commit_seconds: float = math.inf,
@@ -251,14 +266,17 @@ class FeatureStoreWriter:
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.identity = json.loads(_json_attr(identity))
+        self.identity = FeatureIdentity.from_dict(identity)
         self.provenance = json.loads(_json_attr(provenance or {}))
         self.shard_bytes = shard_bytes
         self.commit_seconds = commit_seconds
         self.shard_prefix = shard_prefix
         existing = read_store_identity(self.root)
-        if existing is not None and existing != self.identity:
-            raise StoreError(_identity_mismatch(self.root, existing, self.identity))
+        differences = existing.diff(self.identity) if existing is not None else {}
+        if differences:
+            raise StoreError(f"{self.root} holds features made with a different configuration "
+                             f"({describe_diff(differences, 'store', 'run')}); write them to "
+                             "another store directory")
         for stale in self.root.glob(f"{shard_prefix}-*.h5.tmp"):
             stale.unlink()
         self._done = {entry.video_id for entry in FeatureStore(self.root).entries} if existing \
@@ -275,11 +293,10 @@ class FeatureStoreWriter:
         return set(self._done)
 
     def _write_meta(self) -> None:
-        meta = {"format_version": STORE_FORMAT_VERSION, "identity": self.identity,
+        meta = {"format_version": STORE_FORMAT_VERSION, "identity": self.identity.to_dict(),
                 "provenance": self.provenance}
-        tmp = self.root / f".{STORE_META_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.root / STORE_META_NAME)
+        atomic_write_text(self.root / STORE_META_NAME,
+                          json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
     def _next_shard_path(self) -> Path:
         numbers = [_shard_number(p.name, self.shard_prefix) for p in self.root.glob("*.h5")]
@@ -291,9 +308,10 @@ class FeatureStoreWriter:
         self._tmp_path = final.with_name(final.name + ".tmp")
         handle = h5py.File(self._tmp_path, "w")
         handle.attrs["format_version"] = STORE_FORMAT_VERSION
-        handle.attrs["identity"] = _json_attr(self.identity)
+        identity = self.identity.to_dict()
+        handle.attrs["identity"] = _json_attr(identity)
         handle.attrs["provenance"] = _json_attr(self.provenance)
-        for key, value in self.identity.items():
+        for key, value in identity.items():
             handle.attrs[key] = value if isinstance(value, (int, float, str)) else _json_attr(value)
         self._handle = handle
         self._open_bytes = 0
@@ -304,12 +322,12 @@ class FeatureStoreWriter:
         """Store one video (in the open shard); a duplicate id raises :class:`StoreError`."""
         if record.video_id in self._done:
             raise StoreError(f"video id {record.video_id!r} is already in {self.root}")
-        expected_dim = self.identity.get("feature_dim")
-        if expected_dim is not None and record.features.shape[1] != expected_dim:
+        expected_dim = self.identity.feature_dim
+        if record.features.shape[1] != expected_dim:
             raise StoreError(f"{record.video_id}: feature dim {record.features.shape[1]} != "
                              f"store's {expected_dim}")
         handle = self._handle or self._open_shard()
-        dtype = np.dtype(self.identity.get("dtype", "float32"))
+        dtype = np.dtype(self.identity.dtype)
         try:
             group = handle.create_group(record.video_id)
         except ValueError as exc:  # a group or dataset already uses this path
@@ -394,13 +412,6 @@ class FeatureStoreWriter:
         self.close()
 
 
-def _identity_mismatch(root: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    diffs = ", ".join(f"{k}: store has {old.get(k)!r}, run has {new.get(k)!r}" for k in keys)
-    return (f"{root} holds features made with a different configuration ({diffs}); "
-            "use another --out directory")
-
-
 class FeatureStore:
     """Read-only view of a store directory.
 
@@ -440,15 +451,13 @@ class FeatureStore:
         try:
             self.shards = completed_shards(self.root)
             entries = [entry for shard in self.shards for entry in _read_entries(shard)]
-            tmp = self.root / f".{INDEX_NAME}.{os.getpid()}.tmp"
-            tmp.write_text("".join(e.to_json() + "\n" for e in entries), encoding="utf-8")
-            tmp.replace(index)
+            atomic_write_text(index, "".join(e.to_json() + "\n" for e in entries))
         finally:
             os.close(descriptor)
         return entries
 
     @property
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> FeatureIdentity:
         """What makes the features interchangeable (spec, layout, dim, weights hash)."""
         identity = read_store_identity(self.root)
         if identity is None:
@@ -468,7 +477,7 @@ class FeatureStore:
     @property
     def feature_dim(self) -> int:
         """``D`` of every ``features [T, D]`` dataset."""
-        return int(self.identity["feature_dim"])
+        return self.identity.feature_dim
 
     @property
     def video_ids(self) -> list[str]:

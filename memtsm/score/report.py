@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memtsm.runtime.files import atomic_path, atomic_write_text
 from memtsm.score.video import VideoScoreReport
 
 #: Segments shown as thumbnails in the report (most anomalous first).
@@ -33,8 +34,8 @@ def _figure(report: VideoScoreReport):
             axis.axvspan(start, end, color="tab:red", alpha=0.15, linewidth=0)
     axis.step(np.append(starts, ends[-1]), np.append(scores, scores[-1]), where="post",
               color="tab:red", label="anomaly score")
-    axis.axhline(report.threshold, color="k", linestyle="--", linewidth=1,
-                 label=f"threshold {report.threshold:.3f} (validation)")
+    axis.axhline(report.val_video_threshold, color="k", linestyle="--", linewidth=1,
+                 label=f"video-level validation threshold {report.val_video_threshold:.3f}")
     axis.set_ylim(0, 1.02)
     axis.set_xlabel("time (s)" if report.fps else "frame")
     axis.set_ylabel("score")
@@ -53,7 +54,8 @@ def _figure(report: VideoScoreReport):
 def plot_scores(report: VideoScoreReport, path: Path | str) -> Path:
     """Score and reconstruction error over time, threshold line, flagged segments shaded."""
     path = Path(path)
-    _figure(report).savefig(path)
+    with atomic_path(path) as tmp:
+        _figure(report).savefig(tmp)
     return path
 
 
@@ -116,7 +118,8 @@ padding:.2em .5em}}</style></head><body>
 <h1>Anomaly scores: {title}</h1>
 <p>Source: <code>{html.escape(report.source)}</code><br>{report.width}x{report.height},
 {report.num_frames} frames at {report.fps:.2f} fps; {len(report.segments)} segments;
-threshold {report.threshold:.3f} (chosen on validation data when the model was trained);
+video-level validation threshold {report.val_video_threshold:.3f} (chosen on the validation
+videos when the model was trained);
 highest score {report.max_score:.3f}; {len(flagged)} segments flagged.</p>
 <img src="data:image/png;base64,{plot}" alt="score plot">
 <h2>Most anomalous segments</h2>
@@ -126,5 +129,5 @@ highest score {report.max_score:.3f}; {len(flagged)} segments flagged.</p>
 <th>reconstruction error</th></tr>{rows}</table>
 </body></html>
 """
-    path.write_text(document, encoding="utf-8")
+    atomic_write_text(path, document)
     return path

@@ -28,20 +28,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from memtsm.extract.identity import SCORING_IGNORES, FeatureIdentity, describe_diff
 from memtsm.runtime.devices import resolve_device
 from memtsm.runtime.progress import Progress
 from memtsm.segments import resample_segments, spread_over_ranges
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from memtsm.train.data import open_stores
-
-#: Identity keys that do not change what the features mean (storage precision only).
-IDENTITY_KEYS_IGNORED = ("dtype",)
 
 
 class IncompatibleFeaturesError(ValueError):
@@ -152,22 +150,22 @@ def score_features(
     return ScoreResult(scores=scores_np, recon_error=recon_np)
 
 
-def check_identity(checkpoint_identity: dict[str, Any], store_identity: dict[str, Any],
-                   store: str = "feature store") -> None:
+def check_identity(checkpoint_identity: FeatureIdentity, features_identity: FeatureIdentity,
+                   source: str = "feature store") -> None:
     """Refuse features that are not interchangeable with the checkpoint's training features.
 
+    Every identity field but :data:`~memtsm.extract.identity.SCORING_IGNORES` must match.
+
     Raises:
-        IncompatibleFeaturesError: Naming every differing identity key.
+        IncompatibleFeaturesError: Naming every differing field.
     """
-    keys = sorted(k for k in set(checkpoint_identity) | set(store_identity)
-                  if k not in IDENTITY_KEYS_IGNORED
-                  and checkpoint_identity.get(k) != store_identity.get(k))
-    if keys:
-        diffs = "; ".join(f"{k}: checkpoint {checkpoint_identity.get(k)!r}, store "
-                          f"{store_identity.get(k)!r}" for k in keys)
+    differences = FeatureIdentity.from_dict(checkpoint_identity).diff(features_identity,
+                                                                       SCORING_IGNORES)
+    if differences:
         raise IncompatibleFeaturesError(
-            f"{store} holds features the checkpoint was not trained on ({diffs}); extract them "
-            "again with the checkpoint's extract_config")
+            f"{source} holds features the checkpoint was not trained on "
+            f"({describe_diff(differences, 'checkpoint', 'features')}); extract them again "
+            "with the checkpoint's extract_config")
 
 
 def score_store(

@@ -4,7 +4,8 @@ Features are extracted with exactly the feature spec and XFeat weights recorded 
 (the decoder and device may differ); anything else is refused, because a scorer applied to
 features it was not trained on gives meaningless numbers. Each segment is one clip of the stored
 spec, with its exact frame range, time range, score, memory reconstruction error and whether it
-is flagged at the checkpoint's validation-chosen threshold.
+is flagged at the checkpoint's video-level validation threshold (chosen on the validation
+videos' scores during training).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from memtsm.extract.config import ExtractConfig, FeatureSpec
 from memtsm.extract.runner import FeatureExtractor
 from memtsm.extract.sources import discover_videos
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
+from memtsm.runtime.files import atomic_path, atomic_write_text
 from memtsm.runtime.progress import Progress
 from memtsm.score.stored import IncompatibleFeaturesError, check_identity, score_features
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
@@ -55,13 +57,14 @@ class VideoScoreReport:
     num_frames: int
     width: int
     height: int
-    threshold: float
+    val_video_threshold: float
     segments: tuple[SegmentScore, ...]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of one video."""
         data = dataclasses.asdict(self)
         data["segments"] = [dataclasses.asdict(s) for s in self.segments]
+        data["threshold"] = self.val_video_threshold  # deprecated alias of val_video_threshold
         return data
 
     @property
@@ -78,11 +81,11 @@ def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: st
         IncompatibleFeaturesError: the checkpoint was trained on imported (non-XFeat) features.
     """
     identity = checkpoint.feature_identity
-    if identity.get("extractor") != "xfeat":
+    if not identity.is_extracted:
         raise IncompatibleFeaturesError(
-            f"this checkpoint was trained on {identity.get('layout', 'imported')!r} features, "
+            f"this checkpoint was trained on {identity.layout or 'imported'!r} features, "
             "which memtsm cannot compute from raw video; train on features from `memtsm extract`")
-    spec = FeatureSpec.from_dict(identity["feature_spec"])
+    spec = FeatureSpec.from_dict(dict(identity.feature_spec))
     return ExtractConfig(spec=spec, decoder=decoder, device=device, batch_size=batch_size,
                          xfeat_weights=xfeat_weights)
 
@@ -99,7 +102,8 @@ def _report(record: VideoRecord, scores, recon, threshold: float) -> VideoScoreR
         for i, (start, end) in enumerate(record.clip_frames.tolist()))
     return VideoScoreReport(video=record.video_id, source=record.source, fps=fps,
                             num_frames=record.num_frames, width=record.width,
-                            height=record.height, threshold=threshold, segments=segments)
+                            height=record.height, val_video_threshold=threshold,
+                            segments=segments)
 
 
 def score_videos(
@@ -123,7 +127,8 @@ def score_videos(
     extractor = FeatureExtractor(config)
     check_identity(ckpt.feature_identity, extractor.identity, "raw-video extraction")
     model = build_model_from_checkpoint(ckpt, extractor.device)
-    threshold = DEFAULT_THRESHOLD if ckpt.threshold is None else float(ckpt.threshold)
+    threshold = (DEFAULT_THRESHOLD if ckpt.val_video_threshold is None
+                 else float(ckpt.val_video_threshold))
     sources = discover_videos([Path(p) for p in inputs])
     if progress is not None:
         progress.start(len(sources), 0, "frames")
@@ -169,23 +174,24 @@ def write_json(reports: Sequence[VideoScoreReport], path: Path | str,
     """``{"videos": [...], "failures": {...}}`` (the documented JSON contract)."""
     path = Path(path)
     document = {"videos": [r.to_dict() for r in reports], "failures": failures or {}}
-    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(document, indent=1) + "\n")
     return path
 
 
-CSV_FIELDS = ("video", "source", "fps", "num_frames", "threshold") + tuple(
+CSV_FIELDS = ("video", "source", "fps", "num_frames", "val_video_threshold") + tuple(
     f.name for f in dataclasses.fields(SegmentScore))
 
 
 def write_csv(reports: Sequence[VideoScoreReport], path: Path | str) -> Path:
     """One row per segment with the video's metadata and the threshold."""
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for report in reports:
             meta = {"video": report.video, "source": report.source, "fps": report.fps,
-                    "num_frames": report.num_frames, "threshold": report.threshold}
+                    "num_frames": report.num_frames,
+                    "val_video_threshold": report.val_video_threshold}
             for segment in report.segments:
                 writer.writerow({**meta, **dataclasses.asdict(segment)})
     return path

@@ -13,7 +13,8 @@ Keys of the file::
     train_config                TrainConfig.to_dict() (None if not trained by memtsm)
     feature_identity            the feature store identity (feature_dim, layout, feature_spec, ...)
     extract_config              the store's extraction config (None for imported features)
-    threshold                   decision threshold chosen on validation (None if unknown)
+    val_video_threshold         decision threshold on video scores, chosen on the validation
+                                videos (None if unknown; version 1 files call it threshold)
     epoch                       completed epochs when saved
     val_metrics                 {name: float | None} at that epoch
     state_dict                  the scorer's parameters and buffers
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -40,11 +40,14 @@ import torch
 from torch import nn
 
 from memtsm import __version__
+from memtsm.extract.identity import FeatureIdentity
 from memtsm.model import LossConfig, ScorerConfig, build_scorer
+from memtsm.runtime.files import atomic_path
 from memtsm.train.config import TrainConfig
 
 CHECKPOINT_FORMAT = "memtsm-scorer"
-CHECKPOINT_VERSION = 1
+#: 2: ``threshold`` renamed ``val_video_threshold`` (version 1 files are still read).
+CHECKPOINT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -99,11 +102,11 @@ class Checkpoint:
 
     scorer_config: ScorerConfig
     state_dict: dict[str, torch.Tensor]
-    feature_identity: dict[str, Any]
+    feature_identity: FeatureIdentity
     loss_config: LossConfig = dataclasses.field(default_factory=LossConfig)
     train_config: TrainConfig | None = None
     extract_config: dict[str, Any] | None = None
-    threshold: float | None = None
+    val_video_threshold: float | None = None
     epoch: int = 0
     val_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     memtsm_version: str = __version__
@@ -122,9 +125,10 @@ class Checkpoint:
             "scorer_config": self.scorer_config.to_dict(),
             "loss_config": self.loss_config.to_dict(),
             "train_config": None if self.train_config is None else self.train_config.to_dict(),
-            "feature_identity": dict(self.feature_identity),
+            "feature_identity": FeatureIdentity.from_dict(self.feature_identity).to_dict(),
             "extract_config": None if self.extract_config is None else dict(self.extract_config),
-            "threshold": None if self.threshold is None else float(self.threshold),
+            "val_video_threshold": None if self.val_video_threshold is None
+            else float(self.val_video_threshold),
             "epoch": int(self.epoch),
             "val_metrics": dict(self.val_metrics),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
@@ -156,15 +160,15 @@ class Checkpoint:
             if not isinstance(state_dict, dict) or not all(
                     isinstance(v, torch.Tensor) for v in state_dict.values()):
                 raise ValueError("state_dict must map names to tensors")
-            threshold = data.get("threshold")
+            threshold = data.get("val_video_threshold", data.get("threshold"))
             return cls(
                 scorer_config=ScorerConfig.from_dict(data["scorer_config"]),
                 state_dict=state_dict,
-                feature_identity=dict(data["feature_identity"]),
+                feature_identity=FeatureIdentity.from_dict(data["feature_identity"]),
                 loss_config=LossConfig.from_dict(data.get("loss_config") or {}),
                 train_config=None if train is None else TrainConfig.from_dict(train),
                 extract_config=data.get("extract_config"),
-                threshold=None if threshold is None else float(threshold),
+                val_video_threshold=None if threshold is None else float(threshold),
                 epoch=int(data.get("epoch", 0)),
                 val_metrics=dict(data.get("val_metrics") or {}),
                 memtsm_version=str(data.get("memtsm_version", "")),
@@ -221,17 +225,8 @@ def save_checkpoint(path: Path | str, checkpoint: Checkpoint) -> Path:
     """
     payload = checkpoint.to_dict()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

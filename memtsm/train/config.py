@@ -43,6 +43,7 @@ from memtsm.model.config import (
     LossConfig,
     ScorerConfig,
 )
+from memtsm.runtime.files import atomic_write_text
 
 #: Models ``memtsm train --model`` accepts (the scorer kinds of :mod:`memtsm.model`).
 MODEL_NAMES = SCORER_KINDS
@@ -316,10 +317,7 @@ class TrainConfig:
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
         if path is not None:
-            path = Path(path)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            atomic_write_text(path, text)
         return text
 
     @classmethod

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from memtsm.extract.identity import FeatureIdentity, describe_diff
 from memtsm.extract.store import FeatureStore, StoreError
 from memtsm.runtime.progress import Progress
 from memtsm.segments import resample_segments, segment_frame_ranges
@@ -83,7 +84,7 @@ class BagDataset:
         lengths: ``int64 [N]`` valid segments of each bag (``min(T, S)``).
         labels: ``int64 [N]`` 0 normal, 1 anomalous.
         bags: per-bag metadata, aligned with ``segments``.
-        identity: the stores' common feature identity (feature_dim, layout, feature_spec, ...).
+        identity: the stores' common feature identity.
         extract_config: extraction config from the first store's provenance (``None`` for
             imported features).
         stores: the store directories read.
@@ -94,7 +95,7 @@ class BagDataset:
     lengths: torch.Tensor
     labels: torch.Tensor
     bags: tuple[BagInfo, ...]
-    identity: dict[str, Any]
+    identity: FeatureIdentity
     extract_config: dict[str, Any] | None
     stores: tuple[str, ...]
     skipped_unlabelled: int = 0
@@ -122,12 +123,7 @@ class BagDataset:
         return len(self) - anomalous, anomalous
 
 
-def _identity_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys)
-
-
-def open_stores(store_dirs: Sequence[Path | str]) -> tuple[list[FeatureStore], dict[str, Any]]:
+def open_stores(store_dirs: Sequence[Path | str]) -> tuple[list[FeatureStore], FeatureIdentity]:
     """Open stores and check they hold interchangeable features.
 
     Returns:
@@ -143,7 +139,7 @@ def open_stores(store_dirs: Sequence[Path | str]) -> tuple[list[FeatureStore], d
         stores = [FeatureStore(d) for d in store_dirs]
     except StoreError as exc:  # not a directory, duplicate ids inside a store
         raise DataError(str(exc)) from None
-    identity: dict[str, Any] | None = None
+    identity: FeatureIdentity | None = None
     seen: dict[str, Path] = {}
     for store in stores:
         if len(store) == 0:
@@ -154,11 +150,11 @@ def open_stores(store_dirs: Sequence[Path | str]) -> tuple[list[FeatureStore], d
             raise DataError(str(exc)) from None
         if identity is None:
             identity = this
-        elif this != identity:
+        elif differences := identity.diff(this):
             raise DataError(
                 f"{store.root} holds features that differ from {stores[0].root} "
-                f"({_identity_diff(identity, this)}); stores can only be combined when their "
-                "feature identity is the same")
+                f"({describe_diff(differences, 'the first', 'this one')}); stores "
+                "can only be combined when their feature identity is the same")
         for video_id in store.video_ids:
             if video_id in seen:
                 raise DataError(f"video id {video_id!r} is in both {seen[video_id]} and "
@@ -205,7 +201,7 @@ def load_bags(
     if NORMAL not in labels:
         raise DataError(f"no normal (label 0) video in {where} ({labels.count(ANOMALOUS)} "
                         f"anomalous, {skipped} unlabelled): weak supervision needs both classes")
-    dim = int(identity["feature_dim"])
+    dim = identity.feature_dim
     segments = np.zeros((len(labelled), num_segments, dim), dtype=np.float32)
     lengths = np.zeros(len(labelled), dtype=np.int64)
     bags: list[BagInfo] = []

@@ -84,6 +84,7 @@ from memtsm.model import (
     mil_loss,
     topk_video_score,
 )
+from memtsm.runtime.files import atomic_path, atomic_write_text
 from memtsm.runtime.progress import Progress, SilentProgress
 from memtsm.runtime.world import World
 from memtsm.train.checkpoint import (
@@ -132,7 +133,8 @@ class TrainResult:
         run_dir: The run directory.
         best_epoch: 1-based epoch saved as ``best.pt``.
         best_val_auc: Its validation ROC-AUC.
-        threshold: Its decision threshold (F1-maximising on validation video scores).
+        val_video_threshold: Its decision threshold (F1-maximising on the validation videos'
+            scores; applied to segment and frame scores by evaluate and score).
         metrics: One dict per epoch (the lines of ``metrics.jsonl``).
         device: Device the run used.
     """
@@ -140,7 +142,7 @@ class TrainResult:
     run_dir: Path
     best_epoch: int
     best_val_auc: float | None
-    threshold: float | None
+    val_video_threshold: float | None
     metrics: tuple[dict[str, Any], ...]
     device: str
 
@@ -260,9 +262,7 @@ def _check_resume(config: TrainConfig, ckpt: Checkpoint, path: Path) -> Training
 
 
 def _write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _claim_run_dir(config: TrainConfig) -> bytes:
@@ -295,8 +295,8 @@ def train(config: TrainConfig, progress: Progress | None = None,
     Each line of ``metrics.jsonl`` holds: ``epoch`` (1-based), ``steps``, ``loss_<term>`` for
     every :class:`LossTerms` field (mean over the epoch's batches, train mode), ``train_auc``
     (video-level ROC-AUC on the training videos, eval mode), ``val_loss``, ``val_auc`` (ROC-AUC),
-    ``val_ap`` (PR-AUC), ``val_f1`` and ``threshold`` (F1-maximising), ``lr`` (at the epoch's
-    first step) and ``seconds``.
+    ``val_ap`` (PR-AUC), ``val_f1`` and ``val_video_threshold`` (F1-maximising), ``lr`` (at the
+    epoch's first step) and ``seconds``.
 
     Args:
         config: The run; ``config.resume`` continues ``out/last.pt``.
@@ -390,7 +390,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
                 logger.warning("%s was trained by %d process(es), now %d: same batches, but "
                                "dropout masks differ from an uninterrupted run", last_path,
                                state.world_size, world.world_size)
-            history = [dict(h) for h in state.history]
+            history = [_current_row(h) for h in state.history]
             best_epoch, best_auc, best_loss = (state.best_epoch, state.best_val_auc,
                                                state.best_val_loss)
             start_epoch = resume_ckpt.epoch
@@ -434,7 +434,8 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     if history and world.is_main:
         plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
     return TrainResult(run_dir=run_dir, best_epoch=best_epoch, best_val_auc=best_auc,
-                       threshold=history[best_epoch - 1]["threshold"] if best_epoch else None,
+                       val_video_threshold=(history[best_epoch - 1]["val_video_threshold"]
+                                            if best_epoch else None),
                        metrics=tuple(history), device=str(device))
 
 
@@ -446,7 +447,7 @@ def _validation_row(model: nn.Module, config: TrainConfig, data: BagDataset,
     val = _evaluate(model, config, data, val_idx, device, with_loss=True)
     threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])
     row.update(train_auc=train_eval["auc"], val_loss=val["loss"], val_auc=val["auc"],
-               val_ap=val["ap"], val_f1=val_f1, threshold=threshold)
+               val_ap=val["ap"], val_f1=val_f1, val_video_threshold=threshold)
     row["seconds"] = time.perf_counter() - row.pop("_t0")
     return json.dumps(row).encode()
 
@@ -464,7 +465,7 @@ def _commit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if improved:
         save_checkpoint(run_dir / BEST_NAME, Checkpoint(
-            state_dict=weights, threshold=row["threshold"], epoch=epoch,
+            state_dict=weights, val_video_threshold=row["val_video_threshold"], epoch=epoch,
             val_metrics=val_metrics, **common))
     best_epoch, best_auc, best_loss = best
     state = TrainingState(
@@ -475,7 +476,8 @@ def _commit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
         history=tuple(history), world_size=world.world_size)
     # last.pt is the commit point of an epoch (--resume trusts it, not the log).
     save_checkpoint(run_dir / LAST_NAME, Checkpoint(
-        state_dict=weights, threshold=row["threshold"], epoch=epoch, val_metrics=val_metrics,
+        state_dict=weights, val_video_threshold=row["val_video_threshold"], epoch=epoch,
+        val_metrics=val_metrics,
         training_state=state, **common))
 
 
@@ -523,6 +525,14 @@ def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Opti
     return row
 
 
+def _current_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A metrics row of any memtsm version with today's keys (``threshold`` was renamed)."""
+    row = dict(row)
+    if "threshold" in row:
+        row["val_video_threshold"] = row.pop("threshold")
+    return row
+
+
 def used_terms(config: TrainConfig) -> tuple[str, ...]:
     """Loss terms the run's objective weights (the others are logged but not optimised)."""
     if config.model == "mil-mlp":
@@ -539,7 +549,7 @@ def _fmt(value: float | None) -> str:
 def _epoch_info(row: dict[str, Any], config: TrainConfig) -> str:
     terms = " ".join(f"{name}={row[f'loss_{name}']:.4f}" for name in used_terms(config))
     return (f"loss={row['loss_total']:.4f} ({terms}) val_auc={_fmt(row['val_auc'])} "
-            f"val_ap={_fmt(row['val_ap'])} thr={row['threshold']:.3f}")
+            f"val_ap={_fmt(row['val_ap'])} val_video_threshold={row['val_video_threshold']:.3f}")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path,
@@ -574,7 +584,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path,
     auc_ax.set_title("video-level metrics")
     auc_ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path

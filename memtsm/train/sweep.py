@@ -37,7 +37,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from memtsm.model.config import LossConfig
+from memtsm.runtime.files import atomic_write_text
 from memtsm.runtime.progress import Progress, SilentProgress
 from memtsm.runtime.world import SINGLE_PROCESS, World
 from memtsm.train.config import ScorerOptions, TrainConfig
@@ -60,7 +60,8 @@ SWEEP_NAME = "sweep.yaml"
 RESULT_NAME = "result.json"
 TABLE_NAMES = ("sweep.csv", "sweep.md", "sweep.json")
 #: Metrics of each run's best epoch that the table aggregates over seeds.
-SWEEP_METRICS = ("val_auc", "val_ap", "val_f1", "val_loss", "threshold", "best_epoch")
+SWEEP_METRICS = ("val_auc", "val_ap", "val_f1", "val_loss", "val_video_threshold",
+                 "best_epoch")
 #: TrainConfig fields that are not settings (the sweep owns them).
 NOT_SETTINGS = ("features", "out", "seed", "device", "resume", "scorer", "loss")
 _NESTED = {"scorer": ScorerOptions, "loss": LossConfig}
@@ -328,12 +329,6 @@ class SweepResult:
         return tuple(r for r in self.runs if r["status"] != "ok")
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def _claim_sweep_dir(config: SweepConfig, is_main: bool) -> None:
     """Check (every rank) and write (rank 0) ``sweep.yaml``; only the device may differ.
 
@@ -355,7 +350,7 @@ def _claim_sweep_dir(config: SweepConfig, is_main: bool) -> None:
                              "another --out or rerun the same sweep to continue it")
     elif is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_text(path, config.to_yaml())
+        atomic_write_text(path, config.to_yaml())
 
 
 def _train_run(run: SweepRun, device: str, rank: int) -> dict[str, Any]:
@@ -419,7 +414,7 @@ def run_sweep(config: SweepConfig, progress: Progress | None = None, world: Worl
             result = _read_result(run)
             if result is None:
                 result = _train_run(run, device, world.rank)
-                _write_text(run.run_dir / RESULT_NAME, json.dumps(result, indent=1) + "\n")
+                atomic_write_text(run.run_dir / RESULT_NAME, json.dumps(result, indent=1) + "\n")
             info = (f"val_auc={_fmt(result['metrics']['val_auc'])} (best epoch "
                     f"{result['best_epoch']})" if result["status"] == "ok" else result["error"])
             logger.info("run %d/%d %s seed %d: %s", run.index + 1, len(runs), run.variant,
@@ -526,7 +521,7 @@ def _write_tables(config: SweepConfig, results: Sequence[dict[str, Any]],
                          " ".join(map(str, row[c])) if isinstance(row[c], list) else
                          _format(row[c]) for c in columns])
     csv_name, md_name, json_name = TABLE_NAMES
-    _write_text(out / csv_name, buffer.getvalue())
-    _write_text(out / md_name, markdown)
-    _write_text(out / json_name, json.dumps({"sweep": config.to_dict(), "table": list(table),
+    atomic_write_text(out / csv_name, buffer.getvalue())
+    atomic_write_text(out / md_name, markdown)
+    atomic_write_text(out / json_name, json.dumps({"sweep": config.to_dict(), "table": list(table),
                                              "runs": list(results)}, indent=1) + "\n")

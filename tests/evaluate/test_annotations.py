@@ -19,10 +19,8 @@ from memtsm.evaluate.annotations import (
     parse_csv,
     parse_ucf_crime,
     parse_ucsd_m,
-    read_frame_counts,
-    video_key,
 )
-from memtsm.extract.sources import read_labels_csv
+from memtsm.extract.sources import read_frame_counts, read_labels_csv, video_key
 
 OVERLONG = {"Arson011_x264", "Arson016_x264", "Explosion033_x264", "Fighting003_x264",
             "Shooting015_x264"}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from memtsm import __version__
-from memtsm.evaluate.annotations import frame_labels, parse_ucf_crime, read_frame_counts
+from memtsm.evaluate.annotations import frame_labels, parse_ucf_crime
 from memtsm.evaluate.metrics import frame_level_metrics
 from memtsm.extract.external import (
     find_feature_files,
@@ -23,6 +23,7 @@ from memtsm.extract.external import (
     sultani_segment_clips,
     sultani_segment_frames,
 )
+from memtsm.extract.sources import read_frame_counts
 from memtsm.extract.store import FeatureStore, completed_shards
 from memtsm.segments import spread_over_ranges
 
@@ -57,7 +58,7 @@ def test_sultani_features_imported(sultani_store: Path, ucf: Path) -> None:
     counts = read_frame_counts(ucf / "meta" / "Test_Annotation.txt")
     store = FeatureStore(sultani_store)
     assert len(store) == 10 and store.feature_dim == 4096
-    assert store.identity == {"feature_dim": 4096, "layout": "imported:c3d",
+    assert store.identity.to_dict() == {"feature_dim": 4096, "layout": "imported:c3d",
                               "dtype": "float32",
                               "feature_spec": {"feature_name": "c3d",
                                                "normalize": "none", "clip_len": 16}}
@@ -135,8 +136,8 @@ def test_vantage_csv_import(ucf: Path, tmp_path: Path) -> None:
     assert sorted(summary.imported) == sorted(r.removesuffix(".csv.gz") for r in VANTAGE)
     counts = read_frame_counts(counts_file)
     store = FeatureStore(tmp_path / "store")
-    assert store.identity["layout"] == "imported:c3d"
-    assert store.identity["feature_spec"]["normalize"] == "l2"
+    assert store.identity.layout == "imported:c3d"
+    assert store.identity.feature_spec["normalize"] == "l2"
     for record in store:
         name = record.video_id.rsplit("/", 1)[-1]
         assert record.num_frames == counts[name]

@@ -92,7 +92,7 @@ def test_segment_scoring_maps_segments_back_to_clips():
 
 def make_checkpoint(model, identity=IDENTITY):
     return Checkpoint(scorer_config=model.config, state_dict=model.state_dict(),
-                      feature_identity=identity, threshold=0.5)
+                      feature_identity=identity, val_video_threshold=0.5)
 
 
 def test_score_store_scores_every_video(tmp_path):

@@ -46,7 +46,7 @@ def test_score_video_api_segments_match_the_video(trained):
     last = report.segments[-1]
     assert last.start_time == pytest.approx(64 / 25) and last.end_time == pytest.approx(70 / 25)
     assert all(0 < s.score < 1 and s.recon_error >= 0 for s in report.segments)
-    assert all(s.flagged == (s.score >= report.threshold) for s in report.segments)
+    assert all(s.flagged == (s.score >= report.val_video_threshold) for s in report.segments)
     again = score_video(video, checkpoint)
     assert [s.score for s in again.segments] == [s.score for s in report.segments]
 
@@ -63,7 +63,9 @@ def test_cli_outputs_equal_the_api(trained):
     assert "probe" in result.output and "recon error" in result.output
     document = json.loads((out / "s.json").read_text())
     [entry] = document["videos"]
-    assert {"video", "source", "fps", "num_frames", "threshold", "segments"} <= set(entry)
+    assert {"video", "source", "fps", "num_frames", "val_video_threshold", "threshold",
+            "segments"} <= set(entry)
+    assert entry["threshold"] == entry["val_video_threshold"]  # deprecated alias
     assert all(set(s) == SEGMENT_KEYS for s in entry["segments"])
     api = score_video(video, checkpoint)
     np.testing.assert_allclose([s["score"] for s in entry["segments"]],

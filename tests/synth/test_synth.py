@@ -273,3 +273,39 @@ def test_make_dataset_is_deterministic_and_refuses_to_overwrite(tmp_path):
         make_dataset(tmp_path / "a", 1, 1, 1, 1, config=config, seed=3)
     again = make_dataset(tmp_path / "a", 0, 1, 1, 0, config=config, seed=4, overwrite=True)
     assert len(list((tmp_path / "a").rglob("*.mp4"))) == len(again.videos) == 2
+
+
+def test_write_video_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import memtsm.synth.render
+
+    video = render_video(SHORT, "running", seed=2)
+    path = write_video(video.frames, tmp_path / "clip.mp4", fps=SHORT.fps)
+    before = path.read_bytes()
+
+    def fail(frames, partial, *args):
+        partial.write_bytes(b"half a video")
+        raise RuntimeError("encoder died")
+
+    monkeypatch.setattr(memtsm.synth.render, "encode_frames", fail)
+    with pytest.raises(RuntimeError, match="encoder died"):
+        write_video(video.frames, path, fps=SHORT.fps)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def test_normal_class_is_the_one_the_pipeline_reads():
+    from memtsm.extract import sources
+    from memtsm.synth import NORMAL_CLASS
+
+    assert NORMAL_CLASS == sources.NORMAL_CLASS
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, memtsm.synth\n"
+            "heavy = [m for m in ('av', 'torch', 'h5py') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from memtsm.extract.identity import FeatureIdentity
 from memtsm.model import LossConfig, ScorerConfig, build_scorer
 from memtsm.train.checkpoint import (
     CHECKPOINT_VERSION,
@@ -42,7 +43,7 @@ def make_checkpoint(kind="memtsm", with_state=False):
     ckpt = Checkpoint(
         scorer_config=config, state_dict=model.state_dict(), feature_identity=IDENTITY,
         loss_config=LossConfig(topk=2), train_config=TrainConfig(features=("/f",), out="/o"),
-        extract_config={"spec": {"clip_len": 16}}, threshold=0.42, epoch=3,
+        extract_config={"spec": {"clip_len": 16}}, val_video_threshold=0.42, epoch=3,
         val_metrics={"val_auc": np.float64(0.9), "val_ap": None}, training_state=state)
     return ckpt, model
 
@@ -57,8 +58,8 @@ def test_round_trip_is_plain_and_complete(tmp_path):
     got = load_checkpoint(path)
     assert got.scorer_config == ckpt.scorer_config and got.loss_config == LossConfig(topk=2)
     assert got.train_config == ckpt.train_config
-    assert got.feature_identity == IDENTITY and got.extract_config == ckpt.extract_config
-    assert got.threshold == 0.42 and got.epoch == 3 and got.val_metrics["val_auc"] == 0.9
+    assert got.feature_identity == FeatureIdentity.from_dict(IDENTITY) and got.extract_config == ckpt.extract_config
+    assert got.val_video_threshold == 0.42 and got.epoch == 3 and got.val_metrics["val_auc"] == 0.9
     assert got.training_state.history == ({"epoch": 1, "val_auc": 0.9},)
     assert torch.equal(got.training_state.rng_state, ckpt.training_state.rng_state)
     assert got.training_state.optimizer["state"].keys() == \

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memtsm.extract.identity import FeatureIdentity
 from memtsm.extract.store import FeatureStore, FeatureStoreWriter, VideoRecord
 from memtsm.segments import (
     resample_segments,
@@ -127,7 +128,7 @@ def test_load_bags_reads_labelled_videos_and_keeps_the_mapping(tmp_path):
     assert len(data) == 6 and data.skipped_unlabelled == 2
     assert data.segments.shape == (6, 5, 8) and data.segments.dtype == torch.float32
     assert data.class_counts() == (3, 3)
-    assert data.identity == IDENTITY and data.extract_config == {"clip_len": CLIP}
+    assert data.identity == FeatureIdentity.from_dict(IDENTITY) and data.extract_config == {"clip_len": CLIP}
     by_id = {video_id: (label, feats) for video_id, label, feats in videos}
     for row, bag in enumerate(data.bags):
         label, feats = by_id[bag.video_id]
@@ -169,7 +170,7 @@ def test_mismatched_feature_dims_across_stores(tmp_path):
     write_store(tmp_path / "a", random_videos(rng, 2, 0, "n") + random_videos(rng, 2, 1, "a"))
     other = {**IDENTITY, "feature_dim": 4}
     write_store(tmp_path / "b", random_videos(rng, 2, 1, "x", dim=4), identity=other)
-    with pytest.raises(DataError, match="feature_dim: 8 vs 4"):
+    with pytest.raises(DataError, match="feature_dim: the first has 8, this one has 4"):
         load_bags([tmp_path / "a", tmp_path / "b"], 4)
 
 

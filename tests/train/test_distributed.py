@@ -113,7 +113,8 @@ def test_two_processes_reach_the_parameters_of_one(runs):
             assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     ddp_best = load_checkpoint(root / "ddp" / "best.pt")
     assert ddp_best.epoch == single.best_epoch
-    assert ddp_best.threshold == pytest.approx(single.threshold, abs=1e-5)
+    assert ddp_best.val_video_threshold == pytest.approx(single.val_video_threshold,
+                                                        abs=1e-5)
     assert load_checkpoint(root / "ddp" / "last.pt").training_state.world_size == 2
     assert "best epoch" in result.stderr  # rank 0's summary
 

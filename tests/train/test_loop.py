@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from memtsm.evaluate.metrics import f1_threshold
+from memtsm.extract.identity import FeatureIdentity
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
 from memtsm.model import LossConfig, ScorerConfig
 from memtsm.train.checkpoint import load_checkpoint
@@ -143,14 +144,15 @@ def test_tiny_run_writes_the_run_dir_and_learns(memtsm_run):
     for row in rows:
         for term in LOSS_TERMS:
             assert np.isfinite(row[f"loss_{term}"])
-        for key in ("train_auc", "val_auc", "val_ap", "val_loss", "lr", "seconds", "threshold"):
+        for key in ("train_auc", "val_auc", "val_ap", "val_loss", "lr", "seconds",
+                    "val_video_threshold"):
             assert row[key] is not None
     assert rows[-1]["loss_focal"] > 0 and rows[-1]["loss_reconstruction"] > 0
     assert rows[-1]["loss_total"] < rows[0]["loss_total"]
     assert rows[0]["lr"] == pytest.approx(1e-2) and rows[-1]["lr"] < rows[0]["lr"]
     assert result.best_val_auc > 0.8
     assert result.best_val_auc == max(r["val_auc"] for r in rows)
-    assert 0.0 < result.threshold < 1.0
+    assert 0.0 < result.val_video_threshold < 1.0
     assert TrainConfig.from_yaml(out / "config.yaml") == tiny_config(store_path(result), out)
 
 
@@ -163,8 +165,8 @@ def test_best_checkpoint_is_plain_and_self_describing(memtsm_run):
     raw = torch.load(out / "best.pt", weights_only=True)
     assert raw["format"] == "memtsm-scorer" and raw["training_state"] is None
     ckpt = load_checkpoint(out / "best.pt")
-    assert ckpt.epoch == result.best_epoch and ckpt.threshold == result.threshold
-    assert ckpt.feature_identity == IDENTITY
+    assert ckpt.epoch == result.best_epoch and ckpt.val_video_threshold == result.val_video_threshold
+    assert ckpt.feature_identity == FeatureIdentity.from_dict(IDENTITY)
     assert ckpt.extract_config == {"synthetic": True}
     assert ckpt.scorer_config.feature_dim == DIM and ckpt.scorer_config.channels == 32
     assert ckpt.val_metrics["val_auc"] == result.best_val_auc
@@ -219,7 +221,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(store, tmp_path):
     a = load_checkpoint(tmp_path / "full" / "last.pt").state_dict
     b = load_checkpoint(tmp_path / "cut" / "last.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed.best_epoch == full.best_epoch and resumed.threshold == full.threshold
+    assert resumed.best_epoch == full.best_epoch and resumed.val_video_threshold == full.val_video_threshold
 
 
 def test_mil_mlp_runs_with_the_ranking_loss(store, tmp_path):
@@ -245,7 +247,7 @@ def test_no_anomalous_videos(tmp_path):
 def test_mismatched_feature_dims(tmp_path):
     a = write_bags(tmp_path / "a", 3, 3)
     b = write_bags(tmp_path / "b", 3, 3, dim=32)
-    with pytest.raises(DataError, match="feature_dim: 64 vs 32"):
+    with pytest.raises(DataError, match="feature_dim: the first has 64, this one has 32"):
         train(tiny_config(a, tmp_path / "run").replace(features=(str(a), str(b))))
 
 

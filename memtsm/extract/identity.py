@@ -1,0 +1,141 @@
+"""The feature identity: what makes two sets of stored features interchangeable.
+
+Every feature store carries one (root attribute ``identity`` of each shard, and ``store.json``),
+every checkpoint carries the identity of the features it was trained on, and every consumer
+compares identities through :meth:`FeatureIdentity.diff`:
+
+* appending to a store: every field must match (:class:`~memtsm.extract.store.FeatureStoreWriter`);
+* combining stores for training: every field must match (:func:`memtsm.train.data.open_stores`);
+* scoring stored features or raw video with a checkpoint: every field but the storage
+  ``dtype`` must match (:data:`SCORING_IGNORES`, :func:`memtsm.score.stored.check_identity`).
+
+Identities are made in one place: :meth:`FeatureIdentity.of_extraction` for features that
+``memtsm extract`` computes, :meth:`FeatureIdentity.of_import` for external features brought in
+by ``memtsm import-features``. The dict form (:meth:`FeatureIdentity.to_dict`) is what the files
+hold; it is unchanged from the first store format, so old stores and checkpoints compare equal
+to new ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from memtsm.extract.config import FeatureSpec
+
+#: The extractor name of features computed by ``memtsm extract``.
+XFEAT_EXTRACTOR = "xfeat"
+#: Fields that may differ between a checkpoint's features and the features it scores: the
+#: storage precision of stored features does not change what they mean.
+SCORING_IGNORES = ("dtype",)
+_OPTIONAL = ("extractor", "xfeat_weights_sha256")
+
+
+@dataclass(frozen=True)
+class FeatureIdentity:
+    """What the features are; equal identities mean interchangeable features.
+
+    Attributes:
+        feature_dim: D of every ``features [T, D]`` array.
+        layout: pooling layout (``max128``...) or ``imported:<name>`` for external features.
+        feature_spec: everything else that changes the values (``FeatureSpec.to_dict()`` of an
+            extraction; ``feature_name``, ``normalize``, ``clip_len`` of an import).
+        dtype: storage dtype of the stored arrays.
+        extractor: ``"xfeat"`` for features memtsm computes from video; ``None`` for imported
+            ones (memtsm cannot recompute those from raw video).
+        xfeat_weights_sha256: the network weights that computed them (``None`` if imported).
+        extra: keys of a newer format that this version does not know; kept and compared.
+    """
+
+    feature_dim: int
+    layout: str = ""
+    feature_spec: Mapping[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    extractor: str | None = None
+    xfeat_weights_sha256: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, int) \
+                or self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be an int >= 1, got {self.feature_dim!r}")
+        # JSON round trip: a canonical, plain copy (tuples -> lists) that compares like the file.
+        object.__setattr__(self, "feature_spec", json.loads(json.dumps(dict(self.feature_spec))))
+        object.__setattr__(self, "extra", json.loads(json.dumps(dict(self.extra))))
+
+    # -- the two producers ---------------------------------------------------------------------
+
+    @classmethod
+    def of_extraction(cls, spec: FeatureSpec, feature_dim: int,
+                      weights_sha256: str) -> FeatureIdentity:
+        """Identity of features ``memtsm extract`` computes with ``spec`` and these weights."""
+        return cls(feature_dim=feature_dim, layout=spec.layout, feature_spec=spec.to_dict(),
+                   dtype=spec.dtype, extractor=XFEAT_EXTRACTOR,
+                   xfeat_weights_sha256=weights_sha256)
+
+    @classmethod
+    def of_import(cls, feature_name: str, normalize: str, clip_len: int,
+                  feature_dim: int) -> FeatureIdentity:
+        """Identity of external features (C3D, I3D...) imported as ``float32``.
+
+        The file format they came in is provenance, not identity: Sultani text files and CSV
+        files of the same C3D features train and evaluate together.
+        """
+        return cls(feature_dim=feature_dim, layout=f"imported:{feature_name}",
+                   feature_spec={"feature_name": feature_name, "normalize": normalize,
+                                 "clip_len": clip_len},
+                   dtype="float32")
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | FeatureIdentity) -> FeatureIdentity:
+        """Read the dict form (of any memtsm version; unknown keys go to ``extra``).
+
+        Raises:
+            ValueError: not a mapping, or no valid ``feature_dim``.
+        """
+        if isinstance(data, FeatureIdentity):
+            return data
+        if not isinstance(data, Mapping) or "feature_dim" not in data:
+            raise ValueError(f"not a feature identity (no feature_dim): {data!r}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**values, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict form stored in shards, ``store.json`` and checkpoints."""
+        data: dict[str, Any] = {"feature_dim": self.feature_dim, "layout": self.layout,
+                                "feature_spec": dict(self.feature_spec), "dtype": self.dtype}
+        data.update({k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None})
+        data.update(self.extra)
+        return data
+
+    # -- comparison ----------------------------------------------------------------------------
+
+    @property
+    def is_extracted(self) -> bool:
+        """Whether memtsm can compute these features from raw video (``memtsm extract``)."""
+        return self.extractor == XFEAT_EXTRACTOR
+
+    def diff(self, other: FeatureIdentity | Mapping[str, Any],
+             ignore: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ: ``{name: (self's value, other's value)}``, ``ignore`` left out.
+
+        An empty dict means the features are interchangeable for the caller's purpose.
+        """
+        mine, theirs = self.to_dict(), FeatureIdentity.from_dict(other).to_dict()
+        return {key: (mine.get(key), theirs.get(key))
+                for key in sorted(set(mine) | set(theirs))
+                if key not in ignore and mine.get(key) != theirs.get(key)}
+
+
+def describe_diff(differences: Mapping[str, tuple[Any, Any]], first: str, second: str) -> str:
+    """``"layout: store has 'max128', run has 'mean128'; ..."`` for error messages."""
+    return "; ".join(f"{key}: {first} has {a!r}, {second} has {b!r}"
+                     for key, (a, b) in differences.items())
