@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memtsm.constants import CLIP_FRAMES, DEFAULT_SHARD_BYTES, XFEAT_SIDE_MULTIPLE
+from memtsm.runtime.configs import config_from_dict
 from memtsm.runtime.files import atomic_write_text
 
 #: Pooling layouts known to :mod:`memtsm.extract.layouts` (kept here so the config can validate
@@ -94,7 +95,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return cls(**data)
+        return config_from_dict(cls, data, "feature spec")
 
 
 @dataclass(frozen=True)
@@ -161,10 +162,8 @@ class ExtractConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        data["spec"] = FeatureSpec.from_dict(data.get("spec", {}))
-        return cls(**data)
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return config_from_dict(cls, data, "extract config", nested={"spec": FeatureSpec})
 
     def to_json(self) -> str:
         """Return the config as indented JSON."""

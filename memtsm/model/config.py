@@ -5,7 +5,7 @@ checkpoint (:meth:`ScorerConfig.to_dict`) and rebuilt exactly (:meth:`ScorerConf
 Every default lives here as a named module constant; the ``nn.Module`` constructors reuse these
 constants as their own defaults so there is exactly one place where a number is chosen.
 
-This module imports only the standard library.
+This module imports only the standard library (and memtsm's stdlib-only config reader).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from memtsm.runtime.configs import config_from_dict
 
 #: Scorer kinds understood by :func:`memtsm.model.build_scorer`.
 SCORER_KINDS = ("memtsm", "mil-mlp")
@@ -96,29 +98,6 @@ def _require_non_negative(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
-def _from_dict(cls: type, data: dict[str, Any], tuple_fields: tuple[str, ...] = ()) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-        and f.name not in data
-    ]
-    if missing:
-        raise ValueError(f"missing {cls.__name__} field(s): {', '.join(missing)}")
-    kwargs = dict(data)
-    for name in tuple_fields:
-        if name in kwargs and isinstance(kwargs[name], list):
-            kwargs[name] = tuple(kwargs[name])
-    return cls(**kwargs)
-
-
 @dataclass(frozen=True)
 class ScorerConfig:
     """Architecture of a per-segment anomaly scorer (MemTSM or the MIL-MLP baseline).
@@ -196,7 +175,7 @@ class ScorerConfig:
         Raises:
             ValueError: On unknown keys or invalid values.
         """
-        return _from_dict(cls, data, tuple_fields=("mil_hidden",))
+        return config_from_dict(cls, data, cls.__name__)
 
 
 @dataclass(frozen=True)
@@ -242,4 +221,4 @@ class LossConfig:
         Raises:
             ValueError: On unknown keys or invalid values.
         """
-        return _from_dict(cls, data)
+        return config_from_dict(cls, data, cls.__name__)

@@ -42,6 +42,7 @@ from torch import nn
 from memtsm import __version__
 from memtsm.extract.identity import FeatureIdentity
 from memtsm.model import LossConfig, ScorerConfig, build_scorer
+from memtsm.runtime.configs import config_from_dict
 from memtsm.runtime.files import atomic_path
 from memtsm.train.config import TrainConfig
 
@@ -91,9 +92,7 @@ class TrainingState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingState:
         """Rebuild from :meth:`to_dict` output."""
-        data = dict(data)
-        data["history"] = tuple(data.get("history") or ())
-        return cls(**data)
+        return config_from_dict(cls, data, "training state")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from memtsm.model.config import (
     LossConfig,
     ScorerConfig,
 )
+from memtsm.runtime.configs import config_from_dict
 from memtsm.runtime.files import atomic_write_text
 
 #: Models ``memtsm train --model`` accepts (the scorer kinds of :mod:`memtsm.model`).
@@ -147,18 +148,7 @@ class ScorerOptions:
         Raises:
             ValueError: On unknown keys or invalid values.
         """
-        return _from_mapping(cls, data, "scorer")
-
-
-def _from_mapping(cls: type, data: Mapping[str, Any], what: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{what} must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} option(s): {', '.join(map(str, unknown))} "
-                         f"(known: {', '.join(sorted(known))})")
-    return cls(**dict(data))
+        return config_from_dict(cls, data, "scorer")
 
 
 @dataclass(frozen=True)
@@ -219,7 +209,7 @@ class TrainConfig:
         if isinstance(self.scorer, Mapping):
             object.__setattr__(self, "scorer", ScorerOptions.from_dict(self.scorer))
         if isinstance(self.loss, Mapping):
-            object.__setattr__(self, "loss", _from_mapping(LossConfig, self.loss, "loss"))
+            object.__setattr__(self, "loss", config_from_dict(LossConfig, self.loss, "loss"))
         if self.model not in MODEL_NAMES:
             raise ValueError(f"--model must be one of {', '.join(MODEL_NAMES)}, "
                              f"got {self.model!r}")
@@ -279,7 +269,7 @@ class TrainConfig:
             changes["scorer"] = ScorerOptions.from_dict(
                 {**self.scorer.to_dict_typed(), **changes["scorer"]})
         if isinstance(changes.get("loss"), Mapping):
-            changes["loss"] = _from_mapping(
+            changes["loss"] = config_from_dict(
                 LossConfig, {**self.loss.to_dict(), **changes["loss"]}, "loss")
         return dataclasses.replace(self, **changes)
 
@@ -309,7 +299,7 @@ class TrainConfig:
         for required in ("features", "out"):
             if data.get(required) is None:
                 raise ValueError(f"{_flag(required)} is required")
-        return _from_mapping(cls, data, "train")
+        return config_from_dict(cls, data, "train")
 
     def to_yaml(self, path: Path | str | None = None) -> str:
         """YAML text of :meth:`to_dict`; also written (atomically) to ``path`` when given."""
