@@ -19,10 +19,10 @@ from memtsm.extract.external import (
     fixed_width_frames,
     import_features,
     l2_normalize,
-    read_sultani_txt,
     sultani_segment_clips,
     sultani_segment_frames,
 )
+from memtsm.extract.feature_files import read_sultani_txt
 from memtsm.extract.sources import read_frame_counts
 from memtsm.extract.store import FeatureStore, completed_shards
 from memtsm.segments import spread_over_ranges

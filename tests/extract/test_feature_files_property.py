@@ -22,14 +22,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from memtsm.extract.external import (
+from memtsm.extract.external import import_features, sultani_segment_frames
+from memtsm.extract.feature_files import (
     FLOAT32_MAX,
     MAX_SEGMENT_WIDTH,
-    import_features,
     read_npy,
     read_segment_csv,
     read_sultani_txt,
-    sultani_segment_frames,
 )
 from memtsm.extract.store import FeatureStore
 
