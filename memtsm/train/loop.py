@@ -77,14 +77,11 @@ from torch import Tensor, nn
 
 from memtsm.evaluate.metrics import f1_threshold, video_auc_ap
 from memtsm.model import (
-    LossTerms,
     ScorerOutput,
     build_scorer,
-    memtsm_loss,
-    mil_loss,
     topk_video_score,
 )
-from memtsm.runtime.files import atomic_path, atomic_write_text
+from memtsm.runtime.files import atomic_write_text
 from memtsm.runtime.progress import Progress, SilentProgress
 from memtsm.runtime.world import World
 from memtsm.train.checkpoint import (
@@ -95,6 +92,7 @@ from memtsm.train.checkpoint import (
     save_checkpoint,
 )
 from memtsm.train.config import TrainConfig
+from memtsm.train.curves import plot_curves
 from memtsm.train.data import (
     ANOMALOUS,
     DROPOUT_STREAM,
@@ -108,7 +106,8 @@ from memtsm.train.data import (
     split_batch,
     stratified_split,
 )
-from memtsm.train.distributed import gather_rows, process_group, share_from_main
+from memtsm.train.distributed import process_group, share_from_main
+from memtsm.train.objective import LOSS_TERMS, global_output, objective, used_terms
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +116,6 @@ METRICS_NAME = "metrics.jsonl"
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
 CURVES_NAME = "curves.png"
-#: Every loss term, logged as ``loss_<term>`` (unweighted; ``loss_total`` is the optimised sum).
-LOSS_TERMS = LossTerms._fields
 #: Bags per forward pass when scoring the train / validation sets.
 EVAL_CHUNK = 256
 #: Config fields that may differ between a run and its ``--resume``.
@@ -175,41 +172,6 @@ def _is_better(auc: float | None, loss: float, best_auc: float | None,
 # -- the loop --------------------------------------------------------------------------------
 
 
-def _objective(model: nn.Module, config: TrainConfig, output: ScorerOutput, mask: Tensor,
-               labels: Tensor, world_size: int = 1) -> tuple[Tensor, LossTerms]:
-    """The loss to backpropagate and its terms (``terms.total``: the objective's value).
-
-    With ``world_size`` W > 1 the batch is the global one (gathered from every rank, gradients
-    only through this rank's share) and the result is ``W x batch terms + weighted memory
-    regulariser``, so that DDP's gradient average is the gradient of the global objective (see
-    the module docstring). ``terms`` are always the global objective's.
-    """
-    if config.model == "mil-mlp":
-        total, terms = mil_loss(output, mask, labels)
-        return (total if world_size == 1 else world_size * total), terms
-    if world_size == 1:
-        return memtsm_loss(output, mask, labels, config.loss, model.regularizer())
-    batch_total, terms = memtsm_loss(output, mask, labels, config.loss, None)
-    reg = model.regularizer()
-    weighted_reg = config.loss.mem_reg_weight * reg
-    return (world_size * batch_total + weighted_reg,
-            terms._replace(total=batch_total + weighted_reg, memory_reg=reg))
-
-
-def _global_output(world: World, output: ScorerOutput) -> ScorerOutput:
-    """The per-segment outputs the objectives read, of every rank's share, in rank order.
-
-    ``scores``, ``logits`` and ``recon_error`` ``[b, S]`` become ``[W b, S]`` (this rank's rows
-    keep their graph); ``readout``, ``attention`` and ``embedding`` are not gathered and are
-    empty ``[W b, S, 0]``.
-    """
-    packed = torch.stack([output.scores, output.logits, output.recon_error], dim=-1)
-    scores, logits, recon_error = gather_rows(world, packed).unbind(-1)
-    empty = scores.new_zeros(*scores.shape, 0)
-    return ScorerOutput(scores=scores, logits=logits, readout=empty, recon_error=recon_error,
-                        attention=empty, embedding=empty)
-
-
 @torch.no_grad()
 def _forward_all(model: nn.Module, data: BagDataset, indices: np.ndarray,
                  device: torch.device) -> tuple[ScorerOutput, Tensor]:
@@ -235,7 +197,7 @@ def _evaluate(model: nn.Module, config: TrainConfig, data: BagDataset, indices: 
     result: dict[str, Any] = {"auc": auc, "ap": ap, "video_scores": video, "labels": y}
     if with_loss:
         with torch.no_grad():
-            total, _ = _objective(model, config, output, mask, labels.to(output.scores.dtype))
+            total, _ = objective(model, config, output, mask, labels.to(output.scores.dtype))
         result["loss"] = float(total)
     return result
 
@@ -503,8 +465,8 @@ def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Opti
         index = shares[world.rank]
         output = trainer(segments[index], masks[index])  # [b, S, D] -> scores [b, S]
         if world.is_distributed:
-            output, index = _global_output(world, output), shares.flatten()
-        total, terms = _objective(model, config, output, masks[index], labels[index],
+            output, index = global_output(world, output), shares.flatten()
+        total, terms = objective(model, config, output, masks[index], labels[index],
                                   world.world_size)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -533,15 +495,6 @@ def _current_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def used_terms(config: TrainConfig) -> tuple[str, ...]:
-    """Loss terms the run's objective weights (the others are logged but not optimised)."""
-    if config.model == "mil-mlp":
-        return ("ranking", "smoothness", "sparsity")
-    loss = config.loss
-    optional = (("smoothness", loss.smoothness_weight), ("sparsity", loss.sparsity_weight))
-    return ("focal", "reconstruction", "memory_reg") + tuple(n for n, w in optional if w > 0)
-
-
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -550,40 +503,3 @@ def _epoch_info(row: dict[str, Any], config: TrainConfig) -> str:
     terms = " ".join(f"{name}={row[f'loss_{name}']:.4f}" for name in used_terms(config))
     return (f"loss={row['loss_total']:.4f} ({terms}) val_auc={_fmt(row['val_auc'])} "
             f"val_ap={_fmt(row['val_ap'])} val_video_threshold={row['val_video_threshold']:.3f}")
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path,
-                terms: tuple[str, ...] = LOSS_TERMS) -> Path:
-    """Write ``curves.png``: loss ``terms`` (log scale) and train/val AUC, val PR-AUC per epoch.
-
-    Uses :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot global state.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(11, 4.2))
-    FigureCanvasAgg(fig)
-    loss_ax, auc_ax = fig.subplots(1, 2)
-    for name in ("total", *(t for t in terms if t != "total")):
-        values = [row[f"loss_{name}"] for row in history]
-        if any(v > 0 for v in values):
-            loss_ax.plot(epochs, values, marker=".", label=name,
-                         linewidth=2.0 if name == "total" else 1.0)
-    loss_ax.plot(epochs, [row["val_loss"] for row in history], "k--", label="val total")
-    loss_ax.set_yscale("log")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_title("training loss: total and its terms (unweighted)")
-    loss_ax.legend(fontsize="small")
-    for key, label in (("train_auc", "train ROC-AUC"), ("val_auc", "val ROC-AUC"),
-                       ("val_ap", "val PR-AUC")):
-        values = [np.nan if row[key] is None else row[key] for row in history]
-        auc_ax.plot(epochs, values, marker=".", label=label)
-    auc_ax.set_ylim(0.0, 1.02)
-    auc_ax.set_xlabel("epoch")
-    auc_ax.set_title("video-level metrics")
-    auc_ax.legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    return path
