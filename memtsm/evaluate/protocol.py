@@ -27,12 +27,9 @@ from memtsm.evaluate.metrics import EvalMetrics, frame_level_metrics
 from memtsm.extract.sources import read_frame_counts
 from memtsm.runtime.files import atomic_write_text
 from memtsm.runtime.progress import Progress
-from memtsm.score.stored import VideoScores, score_store
+from memtsm.score.stored import DEFAULT_THRESHOLD, VideoScores, score_store
 from memtsm.segments import spread_over_ranges
 from memtsm.train.checkpoint import load_checkpoint
-
-#: Threshold used when a checkpoint carries none (never chosen on test data).
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ store is readable with plain h5py.
 
 Only the completed shards are the source of truth: the index is rebuilt from them whenever it does
 not match, and temporary shards left by an interrupted run are discarded.
+
+Length: over 500 lines because the writer, the reader and the index share the on-disk
+format's private helpers (group completeness, index lock); split, those would become public.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ from memtsm.segments import resample_segments, spread_over_ranges
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from memtsm.train.data import open_stores
 
+#: Threshold used when a checkpoint carries none (never chosen on test data).
+DEFAULT_THRESHOLD = 0.5
+
 
 class IncompatibleFeaturesError(ValueError):
     """A feature store's identity differs from the checkpoint's."""

@@ -18,14 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memtsm.evaluate.protocol import DEFAULT_THRESHOLD
 from memtsm.extract.config import ExtractConfig, FeatureSpec
 from memtsm.extract.runner import FeatureExtractor
 from memtsm.extract.sources import discover_videos
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
 from memtsm.runtime.files import atomic_path, atomic_write_text
 from memtsm.runtime.progress import Progress
-from memtsm.score.stored import IncompatibleFeaturesError, check_identity, score_features
+from memtsm.score.stored import (
+    DEFAULT_THRESHOLD,
+    IncompatibleFeaturesError,
+    check_identity,
+    score_features,
+)
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
 #: Clips scored per forward pass (with the scorer's receptive field as context on each side), so

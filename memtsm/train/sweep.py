@@ -26,6 +26,9 @@ a shared file system), and rank 0 writes the tables once every run has one.
 Reruns. Rerunning a sweep skips the runs that have a ``result.json``, finished or failed (delete
 a run's directory to redo it), resumes interrupted runs from their ``last.pt``, and restarts
 runs that never finished an epoch.
+
+Length: over 500 lines because settings parsing, the grid, the runner and the tables are one
+feature with one file format (sweep.yaml / result.json); each part alone is small.
 """
 
 from __future__ import annotations
