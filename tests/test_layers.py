@@ -31,7 +31,8 @@ ALLOWED = {
               "memtsm.segments", "memtsm.train.checkpoint", "memtsm.train.data"),
     "evaluate": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.segments",
                  "memtsm.score", "memtsm.train.checkpoint"),
-    "synth": ("memtsm.constants", "memtsm.runtime"),
+    # the generator names its classes as extraction reads them back
+    "synth": ("memtsm.constants", "memtsm.runtime", "memtsm.extract.sources"),
     "demo": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.train",
              "memtsm.evaluate", "memtsm.score", "memtsm.synth"),
     "cli": ("memtsm",),

@@ -19,8 +19,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from memtsm.extract.decode.frames import IMAGE_SUFFIXES, image_files
-from memtsm.extract.store import validate_video_id
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``2.jpg`` before ``10.jpg``."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, in natural order (other files are ignored)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def validate_video_id(video_id: str) -> str:
+    """Check that a video id is a safe relative POSIX path and return it.
+
+    Raises:
+        ValueError: empty, absolute, containing ``.``/``..`` components, backslashes or NULs.
+    """
+    if not video_id or "\x00" in video_id or "\\" in video_id:
+        raise ValueError(f"invalid video id {video_id!r}")
+    path = PurePosixPath(video_id)
+    if path.is_absolute() or any(part in ("", ".", "..") for part in video_id.split("/")):
+        raise ValueError(f"invalid video id {video_id!r}: must be a relative path without . or ..")
+    return video_id
+
 
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts",

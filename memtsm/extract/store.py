@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -40,6 +40,7 @@ import numpy as np
 
 from memtsm.constants import DEFAULT_SHARD_BYTES, STORE_FORMAT_VERSION
 from memtsm.extract.identity import FeatureIdentity, describe_diff
+from memtsm.extract.sources import validate_video_id
 from memtsm.runtime.files import atomic_write_text
 
 INDEX_NAME = "index.jsonl"
@@ -66,20 +67,6 @@ class Failure:
 
 class StoreError(Exception):
     """The store is missing, inconsistent, or incompatible with the requested write."""
-
-
-def validate_video_id(video_id: str) -> str:
-    """Check that a video id is a safe relative POSIX path and return it.
-
-    Raises:
-        ValueError: empty, absolute, containing ``.``/``..`` components, backslashes or NULs.
-    """
-    if not video_id or "\x00" in video_id or "\\" in video_id:
-        raise ValueError(f"invalid video id {video_id!r}")
-    path = PurePosixPath(video_id)
-    if path.is_absolute() or any(part in ("", ".", "..") for part in video_id.split("/")):
-        raise ValueError(f"invalid video id {video_id!r}: must be a relative path without . or ..")
-    return video_id
 
 
 @dataclass(frozen=True)

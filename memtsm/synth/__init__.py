@@ -21,6 +21,7 @@ Names with a leading underscore are internal to the package.
 
 from __future__ import annotations
 
+from memtsm.extract.sources import NORMAL_CLASS
 from memtsm.synth.dataset import (
     TEMPORAL_ANNOTATION_FILE,
     TEST_ANNOTATION_FILE,
@@ -32,7 +33,7 @@ from memtsm.synth.dataset import (
     make_dataset,
 )
 from memtsm.synth.render import SynthVideo, encode_frames, render_video, write_video
-from memtsm.synth.scene import EVENT_KINDS, KIND_CLASSES, NORMAL_CLASS, SynthConfig
+from memtsm.synth.scene import EVENT_KINDS, KIND_CLASSES, SynthConfig
 
 __all__ = [
     "EVENT_KINDS",

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from memtsm.extract.sources import NORMAL_CLASS
 from memtsm.runtime.files import atomic_path
 from memtsm.synth.actors import (
     _SHIRTS,
@@ -37,7 +38,6 @@ from memtsm.synth.events import (
 from memtsm.synth.scene import (
     _MIN_EVENT_SECONDS,
     KIND_CLASSES,
-    NORMAL_CLASS,
     SynthConfig,
     _background,
     _check_kind,

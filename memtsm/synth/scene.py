@@ -23,10 +23,6 @@ KIND_CLASSES = MappingProxyType({
     "running": "Running", "fighting": "Fighting", "falling": "Falling",
     "thrown_object": "ThrownObject", "explosion": "Explosion", "scatter": "Scatter",
 })
-#: Class of a normal video. The same string as :data:`memtsm.extract.sources.NORMAL_CLASS`
-#: (the label the pipeline reads back), not imported from there because that module pulls in
-#: torch and h5py; a test checks that the two agree.
-NORMAL_CLASS = "Normal"
 
 # Physical constants; lengths are in person heights (1 height ~ 1.7 m).
 _WALK_SPEED = (0.65, 1.0)        # heights / s  (1.1-1.7 m/s)

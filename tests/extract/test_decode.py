@@ -8,7 +8,7 @@ import torch
 from _videos import moving_frames, write_video
 
 from memtsm.extract.decode import DecodeError, open_video, resolve_backend
-from memtsm.extract.decode.frames import natural_key
+from memtsm.extract.sources import natural_key
 
 
 def _frame_counts(meta_dir):

@@ -293,13 +293,6 @@ def test_write_video_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
-def test_normal_class_is_the_one_the_pipeline_reads():
-    from memtsm.extract import sources
-    from memtsm.synth import NORMAL_CLASS
-
-    assert NORMAL_CLASS == sources.NORMAL_CLASS
-
-
 def test_import_is_light():
     import subprocess
     import sys

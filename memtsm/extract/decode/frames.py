@@ -20,19 +20,7 @@ from memtsm.extract.decode.base import (
     keep_all,
     wanted_batches,
 )
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that orders ``2.jpg`` before ``10.jpg``."""
-    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order (other files are ignored)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=lambda p: natural_key(p.name))
+from memtsm.extract.sources import image_files
 
 
 def _check_numbering(folder: Path, files: list[Path]) -> None:
