@@ -27,6 +27,7 @@ from memtsm.extract.decode import (
     FrameBatch,
     VideoDecoder,
     VideoInfo,
+    expected_frames,
     open_video,
     resolve_backend,
 )
@@ -288,7 +289,8 @@ def extract(
             failures.add(VideoSource(video_id, Path(video_id), False),
                          f"{config.video_list}: {video_id} is listed but was not found under "
                          f"{', '.join(map(str, inputs))}")
-        progress.start(len(todo), sum(_header_frames(s) for s in todo), "frames")
+        progress.start(len(todo), sum(expected_frames(s.path, s.is_frame_folder) for s in todo),
+                       "frames")
         try:
             for source, result in extractor.iter_features(todo, overrides, progress):
                 if isinstance(result, str):
@@ -330,19 +332,6 @@ class _FailureLog:
             handle.write(failure.to_json() + "\n")
         logger.warning("failed: %s", message)
         self.progress.item_done(source.video_id, False, message)
-
-
-def _header_frames(source: VideoSource) -> int:
-    """Cheap frame-count estimate for the progress bar (0 when unknown)."""
-    if source.is_frame_folder:
-        return 0
-    try:
-        import av
-
-        with av.open(str(source.path)) as container:
-            return int(container.streams.video[0].frames or 0)
-    except Exception:  # a broken file is reported properly when it is decoded
-        return 0
 
 
 def _assemble(

@@ -11,8 +11,9 @@ This module imports only the standard library (and memtsm's stdlib-only config r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from memtsm.runtime.configs import config_from_dict
 
@@ -99,20 +100,18 @@ def _require_non_negative(name: str, value: object) -> None:
 
 
 @dataclass(frozen=True)
-class ScorerConfig:
-    """Architecture of a per-segment anomaly scorer (MemTSM or the MIL-MLP baseline).
+class ScorerOptions:
+    """Architecture knobs of a scorer: every :class:`ScorerConfig` field but the two a run fixes.
 
-    ``feature_dim`` is the only required field. Fields that a kind does not use are still
-    validated (so a stored config is always coherent) but otherwise ignored.
+    ``feature_dim`` is known only once a feature store is opened and ``kind`` is the model a run
+    trains, so a training config holds these options and builds the full config at run time
+    (:meth:`to_scorer_config`). Fields that a kind does not use are still validated (so a stored
+    config is always coherent) but otherwise ignored.
 
     Raises:
         ValueError: On construction, naming the offending field, if a value is out of range.
     """
 
-    feature_dim: int
-    """D: width of the input clip features ``[B, T, D]``."""
-    kind: str = "memtsm"
-    """Which scorer to build: ``"memtsm"`` or ``"mil-mlp"`` (Sultani et al. baseline)."""
     channels: int = DEFAULT_CHANNELS
     """C: width of the MemTSM trunk and of the memory slots."""
     num_blocks: int = DEFAULT_NUM_BLOCKS
@@ -139,9 +138,8 @@ class ScorerConfig:
     """Dropout of the baseline MLP, in ``[0, 1)``."""
 
     def __post_init__(self) -> None:
-        if self.kind not in SCORER_KINDS:
-            raise ValueError(f"kind must be one of {SCORER_KINDS}, got {self.kind!r}")
-        _require_int("feature_dim", self.feature_dim, 1)
+        if isinstance(self.mil_hidden, list):
+            object.__setattr__(self, "mil_hidden", tuple(self.mil_hidden))
         _require_int("n_div", self.n_div, 2)
         _require_int("channels", self.channels, self.n_div)
         _require_int("num_blocks", self.num_blocks, 1)
@@ -162,6 +160,18 @@ class ScorerConfig:
             raise ValueError(f"mil_hidden must be a tuple of two ints >= 1, got {hidden!r}")
         _require_unit_interval("mil_dropout", self.mil_dropout, closed_right=False)
 
+    def options(self) -> dict[str, Any]:
+        """The :class:`ScorerOptions` fields with their Python types (tuples kept)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ScorerOptions)}
+
+    def to_scorer_config(self, feature_dim: int, kind: str) -> ScorerConfig:
+        """The full architecture for features of width ``feature_dim``.
+
+        Raises:
+            ValueError: If ``feature_dim`` or ``kind`` is invalid.
+        """
+        return ScorerConfig(feature_dim=feature_dim, kind=kind, **self.options())
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (tuples become lists)."""
         data = dataclasses.asdict(self)
@@ -169,13 +179,42 @@ class ScorerConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScorerConfig:
-        """Rebuild a config from :meth:`to_dict` output (lists accepted for tuples).
+    def from_dict(cls, data: Mapping[str, Any]):
+        """Rebuild a config from :meth:`to_dict` output; missing fields take their defaults.
+
+        Lists are accepted for tuples.
 
         Raises:
             ValueError: On unknown keys or invalid values.
         """
-        return config_from_dict(cls, data, cls.__name__)
+        return config_from_dict(cls, dict(data), cls._ERROR_NAME)
+
+    _ERROR_NAME: ClassVar[str] = "scorer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScorerConfig(ScorerOptions):
+    """Architecture of a per-segment anomaly scorer (MemTSM or the MIL-MLP baseline).
+
+    The :class:`ScorerOptions` plus the input width and the kind; ``feature_dim`` is the only
+    required field (all fields are keyword-only).
+
+    Raises:
+        ValueError: On construction, naming the offending field, if a value is out of range.
+    """
+
+    feature_dim: int
+    """D: width of the input clip features ``[B, T, D]``."""
+    kind: str = "memtsm"
+    """Which scorer to build: ``"memtsm"`` or ``"mil-mlp"`` (Sultani et al. baseline)."""
+
+    _ERROR_NAME: ClassVar[str] = "ScorerConfig"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORER_KINDS:
+            raise ValueError(f"kind must be one of {SCORER_KINDS}, got {self.kind!r}")
+        _require_int("feature_dim", self.feature_dim, 1)
+        super().__post_init__()
 
 
 @dataclass(frozen=True)

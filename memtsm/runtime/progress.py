@@ -71,7 +71,11 @@ class RichProgress:
         speed = task.finished_speed or task.speed
         return f"{speed:,.1f} {unit}/s" if speed else ""
 
-    def advance(self, units: int) -> None:  # noqa: D102
+    def advance(self, units: int) -> None:
+        """Count ``units`` more; the total grows when a header under-declared the frames."""
+        task = self._bar.tasks[self._units]
+        if task.total is not None and task.completed + units > task.total:
+            self._bar.update(self._units, total=task.completed + units)
         self._bar.update(self._units, advance=units)
         self._bar.update(self._units, rate=self._rate(self._units, self._unit))
 

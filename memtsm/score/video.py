@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from memtsm.extract.config import ExtractConfig, FeatureSpec
+from memtsm.extract.decode import expected_frames
 from memtsm.extract.runner import FeatureExtractor
 from memtsm.extract.sources import discover_videos
 from memtsm.extract.store import FeatureStoreWriter, VideoRecord
@@ -78,7 +79,8 @@ class VideoScoreReport:
 
 
 def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: str = "auto",
-                       xfeat_weights: str | None = None, batch_size: int = 16) -> ExtractConfig:
+                       xfeat_weights: str | None = None, batch_size: int = 16,
+                       frames_fps: float = ExtractConfig.frames_fps) -> ExtractConfig:
     """The extraction a checkpoint's features came from, with the given decoder and device.
 
     Raises:
@@ -91,7 +93,7 @@ def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: st
             "which memtsm cannot compute from raw video; train on features from `memtsm extract`")
     spec = FeatureSpec.from_dict(dict(identity.feature_spec))
     return ExtractConfig(spec=spec, decoder=decoder, device=device, batch_size=batch_size,
-                         xfeat_weights=xfeat_weights)
+                         xfeat_weights=xfeat_weights, frames_fps=frames_fps)
 
 
 def _report(record: VideoRecord, scores, recon, threshold: float) -> VideoScoreReport:
@@ -118,24 +120,31 @@ def score_videos(
     xfeat_weights: str | None = None,
     save_features: Path | str | None = None,
     progress: Progress | None = None,
+    frames_fps: float = ExtractConfig.frames_fps,
 ) -> Iterator[tuple[str, VideoScoreReport | str]]:
     """Score every video under ``inputs``; yield ``(video id, report)`` or ``(id, error)``.
 
+    ``frames_fps`` is the frame rate of folders of frame images (files carry their own).
+
     Raises:
+        ValueError: nothing to score under ``inputs``.
         IncompatibleFeaturesError: the checkpoint's features cannot be reproduced here (imported
             features, or different XFeat weights).
         memtsm.train.checkpoint.CheckpointError: unsafe or invalid checkpoint.
     """
+    sources = discover_videos([Path(p) for p in inputs])
+    if not sources:
+        raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    config = extract_config_for(ckpt, decoder, device, xfeat_weights)
+    config = extract_config_for(ckpt, decoder, device, xfeat_weights, frames_fps=frames_fps)
     extractor = FeatureExtractor(config)
     check_identity(ckpt.feature_identity, extractor.identity, "raw-video extraction")
     model = build_model_from_checkpoint(ckpt, extractor.device)
     threshold = (DEFAULT_THRESHOLD if ckpt.val_video_threshold is None
                  else float(ckpt.val_video_threshold))
-    sources = discover_videos([Path(p) for p in inputs])
     if progress is not None:
-        progress.start(len(sources), 0, "frames")
+        progress.start(len(sources),
+                       sum(expected_frames(s.path, s.is_frame_folder) for s in sources), "frames")
     writer = (FeatureStoreWriter(save_features, extractor.identity, extractor.provenance)
               if save_features else None)
     try:

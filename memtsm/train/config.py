@@ -7,10 +7,10 @@ pieces: :meth:`TrainConfig.from_yaml` takes ``overrides`` (``None`` values mean 
 and are ignored) and :meth:`TrainConfig.replace` changes fields, merging nested ``scorer`` /
 ``loss`` dicts key by key.
 
-The scorer architecture is the typed :class:`ScorerOptions`: every :class:`ScorerConfig` field
-except ``feature_dim`` (known only once the feature store is opened) and ``kind`` (given by
-:attr:`TrainConfig.model`). :meth:`TrainConfig.scorer_config` builds the full
-:class:`ScorerConfig`.
+The scorer architecture is the model's typed :class:`~memtsm.model.config.ScorerOptions`: every
+:class:`ScorerConfig` field except ``feature_dim`` (known only once the feature store is opened)
+and ``kind`` (given by :attr:`TrainConfig.model`). :meth:`TrainConfig.scorer_config` builds the
+full :class:`ScorerConfig`.
 
 Validation errors name the command-line flag (``--lr must be > 0, got 0.0``).
 """
@@ -26,23 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memtsm.model.config import (
-    DEFAULT_CHANNELS,
-    DEFAULT_DROPOUT,
-    DEFAULT_HEAD_HIDDEN,
-    DEFAULT_MEM_SIZE,
-    DEFAULT_MEM_TEMPERATURE,
-    DEFAULT_MIL_DROPOUT,
-    DEFAULT_MIL_HIDDEN,
-    DEFAULT_N_DIV,
-    DEFAULT_NUM_BLOCKS,
-    DEFAULT_SE_REDUCTION,
-    DEFAULT_SE_WINDOW,
-    DEFAULT_TEMPORAL_KERNEL,
-    SCORER_KINDS,
-    LossConfig,
-    ScorerConfig,
-)
+from memtsm.model.config import SCORER_KINDS, LossConfig, ScorerConfig, ScorerOptions
 from memtsm.runtime.configs import config_from_dict
 from memtsm.runtime.files import atomic_write_text
 
@@ -79,76 +63,14 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@dataclass(frozen=True)
-class ScorerOptions:
-    """Scorer architecture knobs; :class:`ScorerConfig` minus ``feature_dim`` and ``kind``.
-
-    Defaults are the model package's constants. Fields a model does not use (``mem_size`` for
-    ``mil-mlp``) are still validated but ignored.
-
-    Raises:
-        ValueError: On construction, if :class:`ScorerConfig` would reject a value.
-    """
-
-    channels: int = DEFAULT_CHANNELS
-    """C: width of the MemTSM trunk and of the memory slots."""
-    num_blocks: int = DEFAULT_NUM_BLOCKS
-    """Number of temporal-shift blocks."""
-    n_div: int = DEFAULT_N_DIV
-    """TSM shift fraction (``C // n_div`` channels each way)."""
-    temporal_kernel: int = DEFAULT_TEMPORAL_KERNEL
-    """Odd kernel of the temporal Conv1d of every block."""
-    se_reduction: int = DEFAULT_SE_REDUCTION
-    """Squeeze-and-excitation bottleneck ratio."""
-    se_window: int = DEFAULT_SE_WINDOW
-    """Odd width, in segments, of the local SE squeeze."""
-    mem_size: int = DEFAULT_MEM_SIZE
-    """M: number of memory slots."""
-    mem_temperature: float = DEFAULT_MEM_TEMPERATURE
-    """Softmax temperature of the memory addressing."""
-    dropout: float = DEFAULT_DROPOUT
-    """Dropout of the MemTSM trunk and head."""
-    head_hidden: int = DEFAULT_HEAD_HIDDEN
-    """Hidden width of the MemTSM scoring head."""
-    mil_hidden: tuple[int, int] = DEFAULT_MIL_HIDDEN
-    """Hidden widths of the MIL-MLP baseline."""
-    mil_dropout: float = DEFAULT_MIL_DROPOUT
-    """Dropout of the MIL-MLP baseline."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mil_hidden, list):
-            object.__setattr__(self, "mil_hidden", tuple(self.mil_hidden))
-        try:
-            self.to_scorer_config(feature_dim=1, kind=SCORER_KINDS[0])
-        except ValueError as exc:
-            raise ValueError(f"invalid scorer option: {exc}") from None
-
-    def to_scorer_config(self, feature_dim: int, kind: str) -> ScorerConfig:
-        """The full scorer architecture for features of width ``feature_dim``.
-
-        Raises:
-            ValueError: If ``feature_dim`` or ``kind`` is invalid.
-        """
-        return ScorerConfig(feature_dim=feature_dim, kind=kind, **self.to_dict_typed())
-
-    def to_dict_typed(self) -> dict[str, Any]:
-        """Fields as a dict with their Python types (tuples kept)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON/YAML-able dict (tuples become lists)."""
-        data = self.to_dict_typed()
-        data["mil_hidden"] = list(self.mil_hidden)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScorerOptions:
-        """Build from a (possibly partial) dict; missing fields take their defaults.
-
-        Raises:
-            ValueError: On unknown keys or invalid values.
-        """
-        return config_from_dict(cls, data, "scorer")
+def _scorer_options(data: Mapping[str, Any]) -> ScorerOptions:
+    """:class:`ScorerOptions` from a (partial) dict; errors say they are about the scorer."""
+    try:
+        return ScorerOptions.from_dict(data)
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith("unknown scorer")
+                         else f"invalid scorer option: {message}") from None
 
 
 @dataclass(frozen=True)
@@ -207,7 +129,7 @@ class TrainConfig:
             raise ValueError(f"--out must be a directory path, got {self.out!r}")
         object.__setattr__(self, "out", str(self.out))
         if isinstance(self.scorer, Mapping):
-            object.__setattr__(self, "scorer", ScorerOptions.from_dict(self.scorer))
+            object.__setattr__(self, "scorer", _scorer_options(self.scorer))
         if isinstance(self.loss, Mapping):
             object.__setattr__(self, "loss", config_from_dict(LossConfig, self.loss, "loss"))
         if self.model not in MODEL_NAMES:
@@ -266,8 +188,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train option(s): {', '.join(unknown)}")
         if isinstance(changes.get("scorer"), Mapping):
-            changes["scorer"] = ScorerOptions.from_dict(
-                {**self.scorer.to_dict_typed(), **changes["scorer"]})
+            changes["scorer"] = _scorer_options({**self.scorer.options(), **changes["scorer"]})
         if isinstance(changes.get("loss"), Mapping):
             changes["loss"] = config_from_dict(
                 LossConfig, {**self.loss.to_dict(), **changes["loss"]}, "loss")

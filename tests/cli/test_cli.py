@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from memtsm.cli import app
 
 JSON_KEYS = {"roc_auc", "pr_auc", "pr_auc_trapz", "f1", "precision", "recall", "threshold",
+             "val_video_threshold",
              "n_videos", "n_frames", "videos"}
+TEMPORAL = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
 
 
 def run(*args):
@@ -56,7 +58,7 @@ def test_train_then_evaluate_writes_the_documented_artefacts(c3d_runs):
     assert checkpoint["scorer_config"]["channels"] == 64
     report = root / "eval.json"
     result = run("evaluate", "--checkpoint", run_dir / "best.pt", "--features", stores["test"],
-                 "--annotations", ucf / "meta" / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt",
+                 "--annotations", ucf / "meta" / TEMPORAL,
                  "--frame-counts", ucf / "meta" / "Test_Annotation.txt", "--json", report,
                  "--plot-curves", root / "curves", "--quiet")
     assert result.exit_code == 0, result.output
@@ -64,7 +66,8 @@ def test_train_then_evaluate_writes_the_documented_artefacts(c3d_runs):
     data = json.loads(report.read_text())
     assert JSON_KEYS <= set(data)
     assert data["n_videos"] == 10 and data["n_frames"] == 12459
-    assert data["threshold"] == pytest.approx(checkpoint["threshold"])
+    assert data["val_video_threshold"] == data["threshold"] == pytest.approx(
+        checkpoint["val_video_threshold"])
     video = data["videos"]["Explosion008_x264"]
     assert len(video["scores"]) == len(video["clip_frames"]) == 32
     assert video["clip_frames"][-1][1] == video["num_frames"]
@@ -82,7 +85,7 @@ def test_evaluate_refuses_features_of_another_kind(c3d_runs, tmp_path):
                  "sultani-txt", "--frame-counts", ucf / "meta" / "Test_Annotation.txt")
     assert result.exit_code == 0
     result = run("evaluate", "--checkpoint", run_dir / "best.pt", "--features", other,
-                 "--annotations", ucf / "meta" / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")
+                 "--annotations", ucf / "meta" / TEMPORAL)
     assert result.exit_code == 2
     assert "normalize" in result.output
 

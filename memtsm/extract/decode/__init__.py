@@ -31,6 +31,7 @@ __all__ = [
     "VideoDecoder",
     "VideoInfo",
     "dali_available",
+    "expected_frames",
     "keep_all",
     "open_video",
     "resolve_backend",
@@ -45,6 +46,34 @@ def dali_available() -> bool:
         return importlib.util.find_spec("nvidia.dali") is not None
     except (ImportError, ValueError):
         return False
+
+
+def expected_frames(path: Path, is_frame_folder: bool) -> int:
+    """Frames a source is expected to hold, for progress totals (0 when unknown).
+
+    A frame folder: its image count. A file: the container's declared frame count, else its
+    duration times its average frame rate. A broken file gives 0 here and a proper error when
+    it is decoded.
+    """
+    if is_frame_folder:
+        from memtsm.extract.sources import image_files
+
+        return len(image_files(path))
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            if stream.duration and stream.time_base and stream.average_rate:
+                return int(round(float(stream.duration * stream.time_base
+                                       * stream.average_rate)))
+            if container.duration and stream.average_rate:
+                return int(round(container.duration / 1_000_000 * float(stream.average_rate)))
+    except Exception:  # noqa: BLE001 - any unreadable header means "unknown"
+        return 0
+    return 0
 
 
 def resolve_backend(backend: DecoderBackend | str, device: torch.device) -> DecoderBackend:

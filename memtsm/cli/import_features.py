@@ -1,0 +1,75 @@
+"""``memtsm import-features``: flags -> :func:`memtsm.extract.external.import_features`.
+
+Defaults are that function's keyword defaults; ``--format`` / ``--normalize`` accept its
+``FEATURE_FORMATS`` / ``NORMALIZE_CHOICES``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from memtsm.cli.options import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    FrameCounts,
+    Labels,
+    StoreOut,
+    command_class,
+    setup_logging,
+    signature_defaults,
+    usage_error,
+)
+
+
+def library_defaults() -> dict[str, Any]:
+    """The keyword defaults of :func:`memtsm.extract.external.import_features`."""
+    from memtsm.extract.external import import_features
+
+    defaults = signature_defaults(import_features)
+    return {name: defaults[name] for name in ("normalize", "clip_len", "feature_name")}
+
+
+def library_choices() -> dict[str, tuple[str, ...]]:
+    """``FEATURE_FORMATS`` and ``NORMALIZE_CHOICES`` of :mod:`memtsm.extract.external`."""
+    from memtsm.extract.external import FEATURE_FORMATS, NORMALIZE_CHOICES
+
+    return {"fmt": FEATURE_FORMATS, "normalize": NORMALIZE_CHOICES}
+
+
+Command = command_class(library_defaults, library_choices)
+
+
+def import_features(
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT", help="Feature files or folders of them (searched recursively).",
+        show_default=False)],
+    out: StoreOut,
+    fmt: Annotated[str, typer.Option("--format", help="Input file format.")],
+    frame_counts: FrameCounts = None,
+    normalize: Annotated[Optional[str], typer.Option(
+        help="Per-segment scaling (l2: divide each segment by its norm).")] = None,
+    labels: Labels = None,
+    clip_len: Annotated[Optional[int], typer.Option(
+        help="Frames per clip of the original extractor.")] = None,
+    feature_name: Annotated[Optional[str], typer.Option(
+        help="What the features are (c3d, i3d, ...): stores of one name can be trained and "
+        "evaluated together.")] = None,
+) -> None:
+    """Bring pre-extracted C3D/I3D features (Sultani txt, CSV, NumPy) into a feature store."""
+    setup_logging(False)
+    from memtsm.extract.external import import_features as run_import
+    from memtsm.extract.store import StoreError
+
+    try:
+        summary = run_import(inputs, out, fmt, frame_counts=frame_counts, normalize=normalize,
+                             labels_csv=labels, clip_len=clip_len, feature_name=feature_name)
+    except (FileNotFoundError, ValueError, StoreError) as exc:
+        raise usage_error(str(exc)) from None
+    typer.echo(f"imported {len(summary.imported)} videos, skipped {len(summary.skipped)} already "
+               f"stored, failed {len(summary.failures)} -> {out}", err=True)
+    for failure in summary.failures:
+        typer.echo(f"  failed: {failure.source}: {failure.error}", err=True)
+    raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)

@@ -1,0 +1,125 @@
+"""``memtsm train``: flags -> :class:`memtsm.train.config.TrainConfig` -> ``train()``.
+
+Precedence is flags given > ``--config`` YAML > :class:`TrainConfig` defaults: help shows the
+TrainConfig (and :class:`ScorerOptions`) defaults, but only the flags actually given override the
+YAML (:func:`memtsm.cli.options.given`). The run itself is :func:`memtsm.train.loop.train`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from memtsm.cli.options import (
+    EXIT_INTERRUPTED,
+    Described,
+    Device,
+    Quiet,
+    RunOut,
+    TrainFeatures,
+    TrainYaml,
+    command_class,
+    field_defaults,
+    given,
+    progress,
+    setup_logging,
+    usage_error,
+)
+
+#: Options that set a field of ``TrainConfig.scorer`` (:class:`ScorerOptions`).
+SCORER_OPTIONS = ("n_div", "mem_size", "channels", "num_blocks")
+
+
+def library_defaults() -> dict[str, Any]:
+    """The defaults of :class:`TrainConfig` and its :class:`ScorerOptions`, by option name."""
+    from memtsm.train.config import ScorerOptions, TrainConfig
+
+    train, scorer = field_defaults(TrainConfig), field_defaults(ScorerOptions)
+    defaults = {name: train[name] for name in (
+        "model", "epochs", "batch_size", "lr", "weight_decay", "grad_clip", "seed", "device",
+        "val_fraction", "num_segments")}
+    defaults["steps_per_epoch"] = Described("one pass over the larger class")
+    return {**defaults, **{name: scorer[name] for name in SCORER_OPTIONS}}
+
+
+def library_choices() -> dict[str, tuple[str, ...]]:
+    """``MODEL_NAMES`` of :mod:`memtsm.train.config`."""
+    from memtsm.train.config import MODEL_NAMES
+
+    return {"model": MODEL_NAMES}
+
+
+Command = command_class(library_defaults, library_choices)
+
+
+def train(
+    ctx: typer.Context,
+    features: TrainFeatures,
+    out: RunOut,
+    config: TrainYaml = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="Scorer: MemTSM, or the MIL-MLP baseline of Sultani et al.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Bags per batch, half normal and half anomalous (under torchrun: the global "
+        "batch).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak AdamW learning rate.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay.")] = None,
+    grad_clip: Annotated[Optional[float], typer.Option(
+        help="Gradient-norm clip (0: none).")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Seed of the split, the sampler and the weights.")] = None,
+    device: Device = None,
+    val_fraction: Annotated[Optional[float], typer.Option(
+        help="Validation share of each class: picks the checkpoint and the video-level "
+        "threshold.")] = None,
+    num_segments: Annotated[Optional[int], typer.Option(
+        help="Segments per training bag.")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(
+        metavar="N", help="Batches per epoch; raise it for tiny data sets.")] = None,
+    n_div: Annotated[Optional[int], typer.Option(
+        help="TSM shift: 1/n_div of the channels each way.")] = None,
+    mem_size: Annotated[Optional[int], typer.Option(help="Memory slots.")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="Trunk width C.")] = None,
+    num_blocks: Annotated[Optional[int], typer.Option(help="Temporal-shift blocks.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue from RUN_DIR/last.pt (a fresh start if there is none).")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the MemTSM scorer (or the MIL baseline) with video-level labels.
+
+    Under torchrun -m memtsm train, the processes train one model (--batch-size: global batch).
+    """
+    from memtsm.runtime.world import World
+    from memtsm.train.config import TrainConfig
+    from memtsm.train.loop import train as run_train
+
+    try:
+        world = World.from_env()
+    except RuntimeError as exc:
+        raise usage_error(str(exc)) from None
+    quiet = quiet or not world.is_main  # the other ranks only report errors
+    setup_logging(quiet)
+
+    flags = {name: value for name, value in given(ctx).items()
+             if name not in ("features", "out", "config", "resume", "quiet")}
+    scorer = {name: flags.pop(name) for name in SCORER_OPTIONS if name in flags}
+    overrides = {**flags, "features": tuple(str(p) for p in features), "out": str(out),
+                 "scorer": scorer or None, "resume": resume or None}
+    try:
+        train_config = TrainConfig.from_yaml(config, overrides)
+        result = run_train(train_config, progress(quiet, "epochs"), world)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: rerun with --resume to continue from {out}/last.pt", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise usage_error(str(exc)) from None
+    if not world.is_main:
+        return
+    auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
+    threshold = ("n/a" if result.val_video_threshold is None
+                 else f"{result.val_video_threshold:.4f}")
+    typer.echo(f"best epoch {result.best_epoch}: validation video AUC {auc}, video-level "
+               f"validation threshold {threshold} -> {result.best_checkpoint}", err=True)
