@@ -7,7 +7,7 @@ import pytest
 import torch
 from _videos import moving_frames, write_video
 
-from memtsm.extract.decode import DecodeError, open_video, resolve_backend
+from memtsm.extract.decode import DecodeError, expected_frames, open_video, resolve_backend
 from memtsm.extract.sources import natural_key
 
 
@@ -140,3 +140,18 @@ def test_frame_folder_with_corrupt_image_fails_naming_it(tmp_path):
 
 def test_auto_backend_without_cuda_is_pyav():
     assert resolve_backend("auto", torch.device("cpu")).value == "pyav"
+
+
+@pytest.mark.parametrize("codec", ["h264", "vp9", "mjpeg"])
+def test_expected_frames_of_files_with_and_without_a_declared_count(tmp_path, codec):
+    # mp4 and avi declare 37 frames; webm declares none, so duration x frame rate is used
+    path = write_video(tmp_path / "clip", moving_frames(37), codec=codec)
+    assert expected_frames(path, is_frame_folder=False) == 37
+
+
+def test_expected_frames_of_frame_folders_and_broken_files(shared_data, tmp_path):
+    assert expected_frames(shared_data / "ucsd_ped2" / "testing" / "03", is_frame_folder=True) \
+        == 150
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    assert expected_frames(broken, is_frame_folder=False) == 0

@@ -106,3 +106,14 @@ def test_checkpoint_of_imported_features_cannot_score_raw_video(trained, shared_
                                       str(run.best_checkpoint)])
     assert result.exit_code == 2
     assert "cannot compute from raw video" in result.output
+
+
+def test_nothing_to_score_is_an_error_naming_the_input(trained, tmp_path):
+    checkpoint, _, _ = trained
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"no videos or frame folders found under {empty}"):
+        score_video(empty, checkpoint)
+    result = CliRunner().invoke(app, ["score", str(empty), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 2
+    assert "no videos or frame folders found" in result.output
