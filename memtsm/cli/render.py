@@ -15,12 +15,12 @@ def segment_table(report: Any) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{report.video} ({report.num_frames} frames, {report.fps:.2f} fps, "
-                  f"video-level validation threshold {report.val_video_threshold:.3f})")
-    for column in ("segment", "time (s)", "frames", "score", "recon error", "flagged"):
+                  f"video-level validation threshold {report.val_video_threshold:.3f})",
+                  caption="ranges are [start, end): the end frame is not included")
+    for column in ("segment", "time", "frames", "score", "recon error", "flagged"):
         table.add_column(column, justify="right")
     for s in report.segments:
-        table.add_row(str(s.index), f"{s.start_time:.2f}-{s.end_time:.2f}",
-                      f"{s.start_frame}-{s.end_frame - 1}", f"{s.score:.3f}",
+        table.add_row(str(s.index), s.time_text, s.frames_text, f"{s.score:.3f}",
                       f"{s.recon_error:.3f}", "[red]yes[/red]" if s.flagged else "")
     return table
 

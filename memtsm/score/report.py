@@ -15,11 +15,15 @@ from memtsm.score.video import VideoScoreReport
 #: Segments shown as thumbnails in the report (most anomalous first).
 THUMBNAILS = 6
 THUMBNAIL_WIDTH = 240
+#: The shading of flagged segments, and its legend entry (the model's call, not ground truth).
+FLAGGED_COLOUR, FLAGGED_ALPHA = "tab:red", 0.15
+FLAGGED_LABEL = "flagged by the model (score >= threshold)"
 
 
 def _figure(report: VideoScoreReport):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     starts = np.array([s.start_time if report.fps else s.start_frame for s in report.segments])
     ends = np.array([s.end_time if report.fps else s.end_frame for s in report.segments])
@@ -31,7 +35,7 @@ def _figure(report: VideoScoreReport):
     axis = figure.add_subplot(1, 1, 1)
     for segment, start, end in zip(report.segments, starts, ends):
         if segment.flagged:
-            axis.axvspan(start, end, color="tab:red", alpha=0.15, linewidth=0)
+            axis.axvspan(start, end, color=FLAGGED_COLOUR, alpha=FLAGGED_ALPHA, linewidth=0)
     axis.step(np.append(starts, ends[-1]), np.append(scores, scores[-1]), where="post",
               color="tab:red", label="anomaly score")
     axis.axhline(report.val_video_threshold, color="k", linestyle="--", linewidth=1,
@@ -42,9 +46,12 @@ def _figure(report: VideoScoreReport):
     twin = axis.twinx()
     twin.plot(centres, recon, color="tab:blue", alpha=0.7, label="memory reconstruction error")
     twin.set_ylabel("reconstruction error")
-    lines = axis.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    handles, labels = axis.get_legend_handles_labels()
+    more_handles, more_labels = twin.get_legend_handles_labels()
+    if any(s.flagged for s in report.segments):
+        handles.append(Patch(color=FLAGGED_COLOUR, alpha=FLAGGED_ALPHA, linewidth=0))
+        labels.append(FLAGGED_LABEL)
+    axis.legend(handles + more_handles, labels + more_labels, loc="upper left", fontsize=8)
     axis.set_title(f"{report.video}: {sum(s.flagged for s in report.segments)} of "
                    f"{len(report.segments)} segments flagged", fontsize=10)
     figure.tight_layout()
@@ -100,13 +107,13 @@ def write_html_report(report: VideoScoreReport, path: Path | str) -> Path:
         segment = by_index[index]
         cards.append(
             f'<figure><img src="data:image/png;base64,{_png_base64(image)}" '
-            f'alt="segment {index}"><figcaption>segment {index}: frames {segment.start_frame}-'
-            f"{segment.end_frame - 1}, {segment.start_time:.2f}-{segment.end_time:.2f} s, score "
+            f'alt="segment {index}"><figcaption>segment {index}: frames {segment.frames_text}, '
+            f"{segment.time_text}, score "
             f"{segment.score:.3f}{' (flagged)' if segment.flagged else ''}</figcaption></figure>")
     flagged = [s for s in report.segments if s.flagged]
     rows = "".join(
-        f"<tr><td>{s.index}</td><td>{s.start_frame}-{s.end_frame - 1}</td>"
-        f"<td>{s.start_time:.2f}-{s.end_time:.2f}</td><td>{s.score:.3f}</td>"
+        f"<tr><td>{s.index}</td><td>{s.frames_text}</td>"
+        f"<td>{s.time_text}</td><td>{s.score:.3f}</td>"
         f"<td>{s.recon_error:.3f}</td></tr>" for s in flagged)
     title = html.escape(report.video)
     document = f"""<!DOCTYPE html>
@@ -120,12 +127,14 @@ padding:.2em .5em}}</style></head><body>
 {report.num_frames} frames at {report.fps:.2f} fps; {len(report.segments)} segments;
 video-level validation threshold {report.val_video_threshold:.3f} (chosen on the validation
 videos when the model was trained);
-highest score {report.max_score:.3f}; {len(flagged)} segments flagged.</p>
+highest score {report.max_score:.3f}; {len(flagged)} segments flagged (score at or above
+the threshold: the model's call, not ground truth). Frame and time ranges are
+[start, end): the end is not included.</p>
 <img src="data:image/png;base64,{plot}" alt="score plot">
 <h2>Most anomalous segments</h2>
 {''.join(cards)}
 <h2>Flagged segments</h2>
-<table><tr><th>segment</th><th>frames</th><th>time (s)</th><th>score</th>
+<table><tr><th>segment</th><th>frames</th><th>time</th><th>score</th>
 <th>reconstruction error</th></tr>{rows}</table>
 </body></html>
 """

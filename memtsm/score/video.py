@@ -40,7 +40,7 @@ SCORE_WINDOW = 4096
 
 @dataclass(frozen=True)
 class SegmentScore:
-    """One scored segment (clip); frames are 0-based, ``end_frame`` exclusive."""
+    """One scored segment (clip); frames are 0-based, ``end_frame`` exclusive (also when shown)."""
 
     index: int
     start_frame: int
@@ -50,6 +50,16 @@ class SegmentScore:
     score: float
     recon_error: float
     flagged: bool
+
+    @property
+    def frames_text(self) -> str:
+        """``[0, 16)``: the frame range as people see it everywhere (end exclusive, as in JSON)."""
+        return f"[{self.start_frame}, {self.end_frame})"
+
+    @property
+    def time_text(self) -> str:
+        """``[0.00, 0.53) s``: the time range, end exclusive."""
+        return f"[{self.start_time:.2f}, {self.end_time:.2f}) s"
 
 
 @dataclass(frozen=True)

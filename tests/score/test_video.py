@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -117,3 +118,35 @@ def test_nothing_to_score_is_an_error_naming_the_input(trained, tmp_path):
     result = CliRunner().invoke(app, ["score", str(empty), "--checkpoint", str(checkpoint)])
     assert result.exit_code == 2
     assert "no videos or frame folders found" in result.output
+
+
+def test_ranges_read_the_same_in_table_html_and_json(trained, tmp_path):
+    checkpoint, video, _ = trained
+    result = CliRunner().invoke(app, [
+        "score", str(video), "--checkpoint", str(checkpoint), "--json", str(tmp_path / "s.json"),
+        "--report", str(tmp_path / "s.html")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    segments = json.loads((tmp_path / "s.json").read_text())["videos"][0]["segments"]
+    first, last = segments[0], segments[-1]
+    assert (first["start_frame"], first["end_frame"], last["end_frame"]) == (0, 16, 70)
+    assert "[0, 16)" in result.output and "[64, 70)" in result.output  # end exclusive, as JSON
+    assert "0-15" not in result.output
+    assert "[start, end)" in result.output
+    html = (tmp_path / "s.html").read_text()
+    assert "frames [0, 16)" in html or "frames [64, 70)" in html
+    assert "not ground truth" in html
+
+
+def test_plot_legend_names_the_flagged_shading(trained):
+    from memtsm.score.report import FLAGGED_LABEL, _figure
+
+    checkpoint, video, _ = trained
+    report = score_video(video, checkpoint)
+    flagged = dataclasses.replace(report, segments=tuple(
+        dataclasses.replace(s, flagged=i == 2) for i, s in enumerate(report.segments)))
+    legend = [t.get_text() for t in _figure(flagged).axes[0].get_legend().get_texts()]
+    assert FLAGGED_LABEL in legend
+    calm = dataclasses.replace(report, segments=tuple(
+        dataclasses.replace(s, flagged=False) for s in report.segments))
+    legend = [t.get_text() for t in _figure(calm).axes[0].get_legend().get_texts()]
+    assert FLAGGED_LABEL not in legend  # no shading, no entry
