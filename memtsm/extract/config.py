@@ -26,6 +26,8 @@ from memtsm.runtime.files import atomic_write_text
 #: Pooling layouts known to :mod:`memtsm.extract.layouts` (kept here so the config can validate
 #: without importing torch).
 LAYOUT_NAMES = ("max128", "mean128", "pyramid640")
+#: ``--engine`` choices (:mod:`memtsm.extract.engines`); listed here so the CLI needs no torch.
+ENGINE_NAMES = ("auto", "torch", "openvino", "onnxruntime")
 FEATURE_DTYPES = ("float16", "float32")
 
 
@@ -109,6 +111,9 @@ class ExtractConfig:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``."""
     batch_size: int = 16
     """Frames per XFeat forward pass (batched across clips)."""
+    engine: str = "auto"
+    """XFeat inference engine: ``auto`` | ``torch`` | ``openvino`` | ``onnxruntime``
+    (:mod:`memtsm.extract.engines`; all give the same fp32 features)."""
     frames_fps: float = 30.0
     """Frame rate assumed for folders of images (``--fps``)."""
     shard_bytes: int = DEFAULT_SHARD_BYTES
@@ -137,6 +142,8 @@ class ExtractConfig:
             raise ValueError(f"--decoder must be auto|pyav|dali|frames, got {self.decoder!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"--device must be auto|cpu|cuda[:N], got {self.device!r}")
+        if self.engine not in ENGINE_NAMES:
+            raise ValueError(f"--engine must be {'|'.join(ENGINE_NAMES)}, got {self.engine!r}")
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.frames_fps <= 0:

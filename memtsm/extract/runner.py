@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 EXTRACT_CONFIG_NAME = "extract_config.json"
 #: Decoded batches buffered ahead of inference (bounds memory).
 PREFETCH_BATCHES = 4
+#: Threads of an extraction run besides torch's: the background decoding thread.
+DECODE_THREADS = 1
 #: Free heap pages go back to the OS every this many batches (see :mod:`memtsm.runtime.heap`).
 RELEASE_MEMORY_EVERY = 64
 #: Most bytes of decoded frames in one batch: large frames (4K) come in smaller batches, so the
@@ -208,7 +210,8 @@ class FeatureExtractor:
                         else resolve_backend(config.decoder, self.device))
         weights = resolve_weights(config.xfeat_weights)
         self.weights_sha256 = sha256_of(weights)
-        self.descriptor = XFeatDescriptor.from_weights(weights, config.spec, self.device)
+        self.descriptor = XFeatDescriptor.from_weights(
+            weights, config.spec, self.device, config.engine, self.weights_sha256)
 
     @property
     def identity(self) -> FeatureIdentity:
@@ -219,7 +222,9 @@ class FeatureExtractor:
     @property
     def provenance(self) -> dict[str, Any]:
         """Versions and configuration, recorded next to the features."""
-        return provenance(self.config, self.device, self.backend.value)
+        engine = self.descriptor.engine
+        return {**provenance(self.config, self.device, self.backend.value),
+                "engine": engine.name, "engine_version": engine.version}
 
     def iter_features(
         self,

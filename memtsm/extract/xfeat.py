@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from kornia.feature import XFeatModel
 
 from memtsm.extract.config import FeatureSpec
+from memtsm.extract.engines.base import XFeatEngine
 from memtsm.extract.layouts import Layout, get_layout
 from memtsm.extract.weights import WeightsError
 
@@ -37,9 +38,7 @@ def load_xfeat(weights: Path, device: torch.device | str = "cpu") -> XFeatModel:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"{weights}: does not match kornia's XFeatModel ({exc})") from exc
-    # channels-last convolutions run about 1.3x faster on the CPU and give the same features to
-    # float tolerance (tests/extract/test_xfeat.py checks it).
-    return net.eval().to(device=device, memory_format=torch.channels_last)
+    return net.eval().to(device=device)
 
 
 class XFeatDescriptor:
@@ -48,18 +47,34 @@ class XFeatDescriptor:
     Call :meth:`reset` between videos. Not thread-safe: one instance per worker.
     """
 
-    def __init__(self, net: XFeatModel, spec: FeatureSpec, device: torch.device) -> None:
-        self.net = net
+    def __init__(self, engine: XFeatEngine | torch.nn.Module, spec: FeatureSpec,
+                 device: torch.device) -> None:
+        """``engine``: an :class:`XFeatEngine`, or a loaded ``XFeatModel`` (run by torch)."""
+        if isinstance(engine, torch.nn.Module):
+            from memtsm.extract.engines.torch_engine import TorchEngine
+
+            engine = TorchEngine(engine, torch.device(device))
+        self.engine: XFeatEngine = engine
         self.spec = spec
         self.layout: Layout = get_layout(spec.layout)
         self.device = torch.device(device)
         self._previous: torch.Tensor | None = None
 
     @classmethod
-    def from_weights(cls, weights: Path, spec: FeatureSpec, device: torch.device | str):
-        """Load the network from a verified weights file."""
+    def from_weights(cls, weights: Path, spec: FeatureSpec, device: torch.device | str,
+                     engine: str = "torch", weights_sha256: str | None = None,
+                     threads: int | None = None):
+        """Load the network from a verified weights file, run by ``engine`` on ``device``.
+
+        The ONNX engines run on the CPU: ``device`` is then where the pooling runs (the CPU).
+        """
+        from memtsm.extract.engines import open_engine
+        from memtsm.extract.weights import sha256_of
+
         device = torch.device(device)
-        return cls(load_xfeat(weights, device), spec, device)
+        net = load_xfeat(weights, "cpu")  # the torch engine moves it to ``device``
+        return cls(open_engine(engine, net, weights_sha256 or sha256_of(weights), device,
+                               threads), spec, device)
 
     @property
     def dim(self) -> int:
@@ -107,8 +122,7 @@ class XFeatDescriptor:
         Returns:
             ``float32 [N, D]`` on the CPU.
         """
-        descriptors, _keypoints, _heatmap = self.net(self.preprocess(frames))
-        desc = F.normalize(descriptors, dim=1)  # (N, 64, h, w)
+        desc = F.normalize(self.engine.descriptors(self.preprocess(frames)), dim=1)  # [N,64,h,w]
         previous = desc[:1] if self._previous is None else self._previous
         delta = (desc - torch.cat([previous, desc[:-1]], dim=0)).abs()
         self._previous = desc[-1:]

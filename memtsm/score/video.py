@@ -90,7 +90,8 @@ class VideoScoreReport:
 
 def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: str = "auto",
                        xfeat_weights: str | None = None, batch_size: int = 16,
-                       frames_fps: float = ExtractConfig.frames_fps) -> ExtractConfig:
+                       frames_fps: float = ExtractConfig.frames_fps,
+                       engine: str = ExtractConfig.engine) -> ExtractConfig:
     """The extraction a checkpoint's features came from, with the given decoder and device.
 
     Raises:
@@ -103,7 +104,7 @@ def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: st
             "which memtsm cannot compute from raw video; train on features from `memtsm extract`")
     spec = FeatureSpec.from_dict(dict(identity.feature_spec))
     return ExtractConfig(spec=spec, decoder=decoder, device=device, batch_size=batch_size,
-                         xfeat_weights=xfeat_weights, frames_fps=frames_fps)
+                         xfeat_weights=xfeat_weights, frames_fps=frames_fps, engine=engine)
 
 
 def _report(record: VideoRecord, scores, recon, threshold: float) -> VideoScoreReport:
@@ -131,10 +132,13 @@ def score_videos(
     save_features: Path | str | None = None,
     progress: Progress | None = None,
     frames_fps: float = ExtractConfig.frames_fps,
+    engine: str = ExtractConfig.engine,
 ) -> Iterator[tuple[str, VideoScoreReport | str]]:
     """Score every video under ``inputs``; yield ``(video id, report)`` or ``(id, error)``.
 
-    ``frames_fps`` is the frame rate of folders of frame images (files carry their own).
+    ``frames_fps`` is the frame rate of folders of frame images (files carry their own);
+    ``engine`` runs XFeat (:mod:`memtsm.extract.engines`: every fp32 engine gives the features
+    the checkpoint was trained on).
 
     Raises:
         ValueError: nothing to score under ``inputs``.
@@ -146,7 +150,8 @@ def score_videos(
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    config = extract_config_for(ckpt, decoder, device, xfeat_weights, frames_fps=frames_fps)
+    config = extract_config_for(ckpt, decoder, device, xfeat_weights, frames_fps=frames_fps,
+                                engine=engine)
     extractor = FeatureExtractor(config)
     check_identity(ckpt.feature_identity, extractor.identity, "raw-video extraction")
     model = build_model_from_checkpoint(ckpt, extractor.device)

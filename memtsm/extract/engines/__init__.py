@@ -1,0 +1,116 @@
+"""Inference engines of the XFeat network: one interface (:class:`XFeatEngine`), three backends.
+
+``torch`` (kornia's model in eager mode, channels-last; CPU and CUDA), ``openvino`` and
+``onnxruntime`` (both run the ONNX graph exported once from the same official weights,
+:mod:`memtsm.extract.engines.graph`; CPU). All three compute the same fp32 descriptors (they agree
+to about 2e-5, tested), so the feature identity does not depend on the engine; the engine used is
+recorded in each store's provenance.
+
+``auto`` picks, by measurement on a 2-core AVX-512 CPU (BENCHMARKS.md), OpenVINO when it is
+installed (about 1.9x torch), else ONNX Runtime (about 1.5x), else torch; on CUDA it is torch.
+Backends are imported inside :func:`open_engine`, so importing this package imports neither.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+from memtsm.extract.engines.base import ENGINE_NAMES, EngineError, XFeatEngine
+
+__all__ = ["ENGINE_NAMES", "EngineError", "XFeatEngine", "engine_available", "open_engine",
+           "resolve_engine"]
+
+logger = logging.getLogger(__name__)
+
+#: What ``auto`` tries on the CPU, fastest first (measured; see the module docstring).
+CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
+_MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch"}
+
+
+def engine_available(name: str) -> bool:
+    """Whether the engine's package is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(_MODULES[name]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_engine(name: str, device: torch.device) -> str:
+    """Turn ``auto`` into an engine for ``device``; check that a named one can run there.
+
+    Raises:
+        EngineError: unknown name, an engine that is not installed, or a CPU-only engine asked
+            for on a GPU.
+    """
+    if name not in ENGINE_NAMES:
+        raise EngineError(f"--engine must be one of {'|'.join(ENGINE_NAMES)}, got {name!r}")
+    if name == "auto":
+        if device.type != "cpu":
+            return "torch"
+        return next(n for n in CPU_PREFERENCE if engine_available(n))
+    if not engine_available(name):
+        raise EngineError(f"--engine {name}: the {_MODULES[name]!r} package is not installed "
+                          f"(pip install {_MODULES[name]})")
+    if name != "torch" and device.type != "cpu":
+        raise EngineError(f"--engine {name} runs on the CPU only; use --engine torch on {device}")
+    return name
+
+
+def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: torch.device,
+                threads: int | None = None, cache: Path | None = None) -> XFeatEngine:
+    """The engine ``name`` running ``net``'s weights on ``device``.
+
+    ``auto`` tries the installed engines fastest first and falls back (with a warning naming
+    the reason) when one fails to build here; a named engine that fails is an error.
+
+    Args:
+        name: one of :data:`ENGINE_NAMES`.
+        net: kornia's ``XFeatModel`` with the verified weights loaded.
+        weights_sha256: the weights' hash (keys the exported graph's cache).
+        device: where the descriptors are computed.
+        threads: CPU threads of the engine (``None``: torch's current setting).
+        cache: folder of exported graphs (default: memtsm's cache folder).
+
+    Raises:
+        EngineError: see :func:`resolve_engine`; or the engine failed to build.
+    """
+    threads = threads or torch.get_num_threads()
+    if name == "auto" and device.type == "cpu":
+        candidates = [n for n in CPU_PREFERENCE if engine_available(n)]
+    else:
+        candidates = [resolve_engine(name, device)]
+    for candidate in candidates:
+        try:
+            engine = _build(candidate, net, weights_sha256, device, threads, cache)
+        except EngineError as exc:
+            if name != "auto" or candidate == candidates[-1]:
+                raise
+            logger.warning("XFeat engine %s does not work here, trying the next: %s",
+                           candidate, exc)
+            continue
+        logger.info("XFeat engine: %s %s%s on %s, fp32, %d threads", engine.name,
+                    engine.version, " (auto)" if name == "auto" else "", device, threads)
+        return engine
+    raise AssertionError("unreachable: torch is always a candidate")
+
+
+def _build(name: str, net: torch.nn.Module, weights_sha256: str, device: torch.device,
+           threads: int, cache: Path | None) -> XFeatEngine:
+    if name == "torch":
+        from memtsm.extract.engines.torch_engine import TorchEngine
+
+        return TorchEngine(net.to(device), device)
+    from memtsm.extract.engines.graph import exported_graph
+
+    graph = exported_graph(net, weights_sha256, cache)
+    if name == "openvino":
+        from memtsm.extract.engines.openvino_engine import OpenVINOEngine
+
+        return OpenVINOEngine(graph, threads)
+    from memtsm.extract.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(graph, threads)

@@ -1,0 +1,132 @@
+"""XFeat inference engines: same features from every fp32 engine, a cache that is never trusted
+blindly, and ``auto`` that picks the fastest engine that works here."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from _videos import moving_frames, write_video
+
+from memtsm.extract import ExtractConfig, FeatureSpec
+from memtsm.extract.decode import open_video
+from memtsm.extract.engines import EngineError, engine_available, open_engine, resolve_engine
+from memtsm.extract.engines.graph import graph_path
+from memtsm.extract.runner import FeatureExtractor
+from memtsm.extract.sources import discover_videos
+from memtsm.extract.weights import sha256_of
+from memtsm.extract.xfeat import XFeatDescriptor, load_xfeat
+
+CPU = torch.device("cpu")
+ONNX_ENGINES = [pytest.param(name, marks=pytest.mark.skipif(
+    not engine_available(name), reason=f"{name} not installed"))
+    for name in ("openvino", "onnxruntime")]
+
+
+@pytest.fixture(scope="module")
+def net(xfeat_weights):
+    return load_xfeat(xfeat_weights)
+
+
+@pytest.fixture(scope="module")
+def sha(xfeat_weights):
+    return sha256_of(xfeat_weights)
+
+
+@pytest.fixture(scope="module")
+def real_frames(ucf_videos):
+    """16 consecutive RGB frames of a real UCF-Crime clip, ``uint8 [16, 240, 320, 3]``."""
+    video = sorted(ucf_videos.glob("*.mp4"))[0]
+    with open_video(video) as decoder:
+        return next(iter(decoder.batches(16))).frames
+
+
+@pytest.mark.parametrize("engine", ONNX_ENGINES)
+def test_fp32_engines_give_torchs_features(engine, net, sha, real_frames, tmp_path):
+    spec = FeatureSpec()
+    reference = XFeatDescriptor(net, spec, CPU)
+    fast = XFeatDescriptor(open_engine(engine, net, sha, CPU, cache=tmp_path), spec, CPU)
+    for frames in (real_frames, real_frames[:5, :200, :300]):  # two sizes, one dynamic graph
+        reference.reset()
+        fast.reset()
+        expected, got = reference.describe(frames), fast.describe(frames)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max() < 1e-3
+        cosine = torch.nn.functional.cosine_similarity(got, expected, dim=1)
+        assert cosine.min() > 0.99999
+
+
+@pytest.mark.parametrize("engine", ONNX_ENGINES)
+def test_extraction_with_any_engine_has_one_identity(engine, xfeat_weights, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    video = write_video(tmp_path / "clip", moving_frames(40))
+    sources = discover_videos([video])
+    records = {}
+    for name in ("torch", engine):
+        extractor = FeatureExtractor(ExtractConfig(spec=FeatureSpec(long_side=128), engine=name,
+                                                   xfeat_weights=str(xfeat_weights)))
+        assert extractor.provenance["engine"] == name
+        [(_, record)] = list(extractor.iter_features(sources))
+        records[name] = (extractor.identity, record.features)
+    assert records["torch"][0] == records[engine][0]
+    np.testing.assert_allclose(records[engine][1], records["torch"][1], atol=1e-3)
+
+
+@pytest.mark.skipif(not engine_available("onnxruntime"), reason="onnxruntime not installed")
+def test_cached_graph_is_reused_and_rebuilt_when_stale_or_corrupt(net, sha, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="memtsm.extract.engines.graph")
+    open_engine("onnxruntime", net, sha, CPU, cache=tmp_path)
+    graph = graph_path(sha, tmp_path)
+    assert graph.is_file() and graph.with_suffix(".json").is_file()
+    assert "not built yet" in caplog.text
+    caplog.clear()
+    open_engine("onnxruntime", net, sha, CPU, cache=tmp_path)
+    assert "exporting" not in caplog.text  # reused
+
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the weights
+    graph.write_bytes(bytes(data))
+    engine = open_engine("onnxruntime", net, sha, CPU, cache=tmp_path)
+    assert "corrupt or modified" in caplog.text
+    caplog.clear()
+    images = torch.rand(2, 1, 64, 96)
+    np.testing.assert_allclose(engine.descriptors(images), open_engine(
+        "torch", net, sha, CPU).descriptors(images), atol=1e-4)
+
+    manifest = graph.with_suffix(".json")
+    manifest.write_text(manifest.read_text().replace(sha, "0" * 64))
+    open_engine("onnxruntime", net, sha, CPU, cache=tmp_path)
+    assert "other weights or versions" in caplog.text
+    caplog.clear()
+    manifest.write_text("{not json")
+    open_engine("onnxruntime", net, sha, CPU, cache=tmp_path)
+    assert "unreadable manifest" in caplog.text
+
+
+def test_auto_and_named_engines_resolve_by_what_is_installed_and_the_device():
+    expected = next(n for n in ("openvino", "onnxruntime", "torch") if engine_available(n))
+    assert resolve_engine("auto", CPU) == expected
+    assert resolve_engine("auto", torch.device("cuda")) == "torch"
+    assert resolve_engine("torch", CPU) == "torch"
+    with pytest.raises(EngineError, match="--engine must be one of"):
+        resolve_engine("tensorrt", CPU)
+    if engine_available("openvino"):
+        with pytest.raises(EngineError, match="runs on the CPU only"):
+            resolve_engine("openvino", torch.device("cuda:0"))
+
+
+@pytest.mark.skipif(not (engine_available("openvino") or engine_available("onnxruntime")),
+                    reason="no ONNX engine installed")
+def test_auto_falls_back_to_torch_when_the_fast_engines_cannot_be_built(net, sha, tmp_path,
+                                                                         caplog):
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    engine = open_engine("auto", net, sha, CPU, cache=blocked)
+    assert engine.name == "torch"
+    assert "does not work here, trying the next" in caplog.text
+    with pytest.raises(EngineError, match="cannot create the engine cache"):
+        open_engine("onnxruntime" if engine_available("onnxruntime") else "openvino", net, sha,
+                    CPU, cache=blocked)
