@@ -50,3 +50,5 @@ def _weights_env(monkeypatch, tmp_path_factory):
     if path.is_file():
         monkeypatch.setenv("MEMTSM_XFEAT_WEIGHTS", str(path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    # exported engine graphs are shared by the whole session (built once, verified every time)
+    monkeypatch.setenv("MEMTSM_ENGINE_CACHE", str(tmp_path_factory.getbasetemp() / "engines"))

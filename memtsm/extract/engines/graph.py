@@ -2,9 +2,10 @@
 
 The graph takes ``images float32 [N, 1, H, W]`` (any batch and size, multiples of 32) and gives
 ``descriptors float32 [N, 64, H/8, W/8]``. It is exported from the verified official weights
-with torch's TorchScript-based exporter and cached as
-``<cache>/xfeat-<weights sha256[:16]>-opset<N>-torch<version>-kornia<version>.onnx`` with a
-``.json`` manifest that holds the weights sha256, the versions and the graph file's own sha256.
+with torch's TorchScript-based exporter and cached (in ``$MEMTSM_ENGINE_CACHE``, else
+``$XDG_CACHE_HOME/memtsm/engines``) as
+``xfeat-<weights sha256[:16]>-opset<N>-torch<version>-kornia<version>.onnx`` with a ``.json``
+manifest that holds the weights sha256, the versions and the graph file's own sha256.
 A graph whose manifest is missing, unreadable, for other weights or versions, or whose bytes do
 not hash to the manifest's value is rebuilt, never trusted. Writes are atomic, so a crash never
 leaves a half-written graph that a later run would load.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -55,7 +58,13 @@ def graph_path(weights_sha256: str, cache: Path | None = None) -> Path:
     identity = graph_identity(weights_sha256)
     name = (f"xfeat-{weights_sha256[:16]}-opset{OPSET}-torch{identity['torch']}"
             f"-kornia{identity['kornia']}.onnx").replace("+", "_")
-    return (cache or cache_dir()) / "engines" / name
+    return (cache or engine_cache_dir()) / name
+
+
+def engine_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$MEMTSM_ENGINE_CACHE``, else ``engines/`` in memtsm's cache folder."""
+    return Path(environ["MEMTSM_ENGINE_CACHE"]) if environ.get("MEMTSM_ENGINE_CACHE") \
+        else cache_dir(environ) / "engines"
 
 
 def _manifest_problem(graph: Path, manifest: Path, identity: dict) -> str | None:
