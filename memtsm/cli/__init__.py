@@ -11,6 +11,7 @@ command                module                                  library
 ``sweep``              :mod:`memtsm.cli.sweep`                 :mod:`memtsm.train.sweep`
 ``evaluate``           :mod:`memtsm.cli.evaluate`              :mod:`memtsm.evaluate.protocol`
 ``score``              :mod:`memtsm.cli.score`                 :mod:`memtsm.score.video`
+``export``             :mod:`memtsm.cli.export`                :mod:`memtsm.score.export`
 ``demo``               :mod:`memtsm.cli.demo`                  :mod:`memtsm.demo`
 =====================  ======================================  ================================
 
@@ -29,7 +30,17 @@ from typing import Annotated
 import typer
 
 import memtsm
-from memtsm.cli import demo, evaluate, extract, features, import_features, score, sweep, train
+from memtsm.cli import (
+    demo,
+    evaluate,
+    export,
+    extract,
+    features,
+    import_features,
+    score,
+    sweep,
+    train,
+)
 from memtsm.cli.options import EXIT_OK, Group
 
 app = typer.Typer(
@@ -66,6 +77,7 @@ app.command("train", cls=train.Command)(train.train)
 app.command("sweep", cls=sweep.Command)(sweep.sweep)
 app.command("evaluate", cls=evaluate.Command)(evaluate.evaluate)
 app.command("score", cls=score.Command)(score.score)
+app.command("export", cls=export.Command)(export.export)
 app.command("demo", cls=demo.Command)(demo.demo)
 
 
