@@ -18,7 +18,9 @@ from pathlib import Path
 
 from memtsm.evaluate.protocol import EvalConfig, evaluate
 from memtsm.extract import ExtractConfig, FeatureSpec, extract
+from memtsm.extract.runner import DECODE_THREADS
 from memtsm.runtime.files import atomic_write_text
+from memtsm.runtime.threads import configure_threads
 from memtsm.synth import SynthConfig, make_dataset
 from memtsm.train.config import TrainConfig
 from memtsm.train.loop import train
@@ -65,11 +67,16 @@ class DemoResult:
 
 def run_demo(out: Path | str = "memtsm-demo", fast: bool = False, seed: int = 0,
              device: str = "auto", xfeat_weights: str | None = None,
-             log: Callable[[str], None] = print) -> DemoResult:
-    """Run the demo into ``out``; the folders it owns there are rebuilt from scratch."""
+             log: Callable[[str], None] = print, threads: int | None = None) -> DemoResult:
+    """Run the demo into ``out``; the folders it owns there are rebuilt from scratch.
+
+    ``threads``: CPU threads of torch (:func:`~memtsm.runtime.threads.configure_threads`; by
+    default the CPUs this process may use).
+    """
     from memtsm.score.report import plot_scores, write_html_report
     from memtsm.score.video import score_video, write_json
 
+    configure_threads(threads, reserve=DECODE_THREADS)
     started = time.perf_counter()
     out = Path(out)
     for owned in ("features", "run", "curves"):

@@ -9,6 +9,7 @@ import typer
 from memtsm.cli.options import (
     DemoOut,
     Device,
+    Threads,
     XFeatWeights,
     command_class,
     setup_logging,
@@ -36,6 +37,7 @@ def demo(
         help="Seed of the data set and the training run.")] = None,
     device: Device = None,
     xfeat_weights: XFeatWeights = None,
+    threads: Threads = None,
 ) -> None:
     """Generate synthetic surveillance videos, then extract, train, evaluate and score."""
     setup_logging(True)
@@ -44,6 +46,7 @@ def demo(
     try:
         result = run_demo(out, fast=fast, seed=seed, device=device,
                           xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
+                          threads=threads,
                           log=lambda line: typer.echo(line, err=True))
     except (OSError, ValueError, RuntimeError) as exc:
         raise usage_error(str(exc)) from None

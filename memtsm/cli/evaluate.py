@@ -18,11 +18,13 @@ from memtsm.cli.options import (
     FrameCounts,
     Quiet,
     TestFeatures,
+    Threads,
     command_class,
     field_defaults,
     progress,
     setup_logging,
     usage_error,
+    use_threads,
 )
 from memtsm.cli.render import number
 
@@ -66,10 +68,12 @@ def evaluate(
         "--json", metavar="FILE", help="Write every metric and per-video scores here.")] = None,
     plot_curves: Annotated[Optional[Path], typer.Option(
         metavar="DIR", help="Write roc.png and pr.png here.")] = None,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Frame-level ROC-AUC, PR-AUC and F1 of a checkpoint on annotated test videos."""
     setup_logging(quiet)
+    use_threads(threads)
     from memtsm.evaluate.protocol import EvalConfig
     from memtsm.evaluate.protocol import evaluate as run_evaluate
 

@@ -18,11 +18,13 @@ from memtsm.cli.options import (
     Decoder,
     Described,
     Device,
+    Engine,
     FramesFps,
     Inputs,
     Labels,
     Quiet,
     StoreOut,
+    Threads,
     XFeatWeights,
     command_class,
     format_size,
@@ -30,6 +32,7 @@ from memtsm.cli.options import (
     progress,
     setup_logging,
     usage_error,
+    use_threads,
 )
 
 
@@ -41,7 +44,7 @@ def library_defaults() -> dict[str, Any]:
     return {
         "clip_len": spec.clip_len, "frame_stride": spec.frame_stride, "layout": spec.layout,
         "long_side": spec.long_side, "decoder": config.decoder, "device": config.device,
-        "batch_size": config.batch_size, "fps": config.frames_fps,
+        "batch_size": config.batch_size, "engine": config.engine, "fps": config.frames_fps,
         "shard_size": format_size(config.shard_bytes), "commit_every": config.commit_seconds,
         "num_shards": Described(f"torchrun's WORLD_SIZE, else {config.num_shards}"),
         "shard_index": Described(f"torchrun's RANK, else {config.shard_index}"),
@@ -50,9 +53,10 @@ def library_defaults() -> dict[str, Any]:
 
 def library_choices() -> dict[str, tuple[str, ...]]:
     """Decoders (:class:`DecoderBackend`) and pooling layouts (``LAYOUT_NAMES``)."""
-    from memtsm.extract.config import LAYOUT_NAMES, DecoderBackend
+    from memtsm.extract.config import ENGINE_NAMES, LAYOUT_NAMES, DecoderBackend
 
-    return {"decoder": tuple(b.value for b in DecoderBackend), "layout": LAYOUT_NAMES}
+    return {"decoder": tuple(b.value for b in DecoderBackend), "layout": LAYOUT_NAMES,
+            "engine": ENGINE_NAMES}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -74,6 +78,7 @@ def extract(
         "of 32).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="Frames per XFeat forward pass.")] = None,
+    engine: Engine = None,
     fps: FramesFps = None,
     shard_size: Annotated[Optional[str], typer.Option(
         help="Start a new shard past this size (1GiB, 500MB, bytes).")] = None,
@@ -90,6 +95,7 @@ def extract(
         "workers.")] = None,
     shard_index: Annotated[Optional[int], typer.Option(
         metavar="I", help="The part this worker extracts, 0..N-1.")] = None,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Decode videos, run XFeat on every sampled frame, write one vector per clip to HDF5.
@@ -100,9 +106,12 @@ def extract(
     """
     setup_logging(quiet)
     from memtsm.extract.config import ExtractConfig, FeatureSpec
+    from memtsm.extract.runner import DECODE_THREADS
     from memtsm.extract.runner import extract as run_extract
     from memtsm.extract.store import StoreError
     from memtsm.extract.weights import WeightsError
+
+    use_threads(threads, reserve=DECODE_THREADS)
 
     try:
         shard_size_bytes = parse_size(shard_size)
@@ -112,7 +121,7 @@ def extract(
         config = ExtractConfig(
             spec=FeatureSpec(clip_len=clip_len, frame_stride=frame_stride, layout=layout,
                              long_side=long_side),
-            decoder=decoder, batch_size=batch_size, frames_fps=fps,
+            decoder=decoder, batch_size=batch_size, engine=engine, frames_fps=fps,
             shard_bytes=shard_size_bytes, commit_seconds=commit_every,
             xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
             labels_csv=str(labels) if labels else None,

@@ -22,6 +22,7 @@ def info(
     """Show a store's configuration, dimensions, labels and videos."""
     import json
 
+    from memtsm.extract.sources import VideoLabel, label_summary
     from memtsm.extract.store import FeatureStore, StoreError, failure_counts
 
     try:
@@ -36,6 +37,9 @@ def info(
                f"{sum(e.num_frames for e in features.entries)}")
     typer.echo(f"labels: anomalous {labels.count(1)}  normal {labels.count(0)}  unknown "
                f"{labels.count(None)}")
+    typer.echo("label rules: " + label_summary(
+        {e.video_id: VideoLabel(e.label, e.class_name, e.label_rule) for e in features.entries}
+    ).partition(": ")[2])
     failed = failure_counts(store)  # one log per parallel worker
     if failed:
         typer.echo(f"failures of the last run(s): {sum(failed.values())} ("
@@ -46,7 +50,8 @@ def info(
         for entry in features.entries:
             label = "?" if entry.label is None else entry.label
             typer.echo(f"  {entry.video_id}\tclips={entry.num_clips}\tframes={entry.num_frames}"
-                       f"\tlabel={label}\tclass={entry.class_name}\t{entry.shard}")
+                       f"\tlabel={label}\tclass={entry.class_name}"
+                       f"\trule={entry.label_rule or 'not recorded'}\t{entry.shard}")
 
 
 def verify(store: StoreDir) -> None:

@@ -17,10 +17,12 @@ from memtsm.cli.options import (
     FrameCounts,
     Labels,
     StoreOut,
+    Threads,
     command_class,
     setup_logging,
     signature_defaults,
     usage_error,
+    use_threads,
 )
 
 
@@ -57,9 +59,11 @@ def import_features(
     feature_name: Annotated[Optional[str], typer.Option(
         help="What the features are (c3d, i3d, ...): stores of one name can be trained and "
         "evaluated together.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Bring pre-extracted C3D/I3D features (Sultani txt, CSV, NumPy) into a feature store."""
     setup_logging(False)
+    use_threads(threads)
     from memtsm.extract.external import import_features as run_import
     from memtsm.extract.store import StoreError
 

@@ -35,6 +35,11 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 Device = Annotated[Optional[str], typer.Option(
     "--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:N.")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", metavar="N", help="CPU threads for torch's computations (else "
+    "$OMP_NUM_THREADS, else the CPUs this process may use). Waiting threads sleep instead of "
+    "spinning, so a machine shared with other work slows down gracefully.",
+    show_default="the CPUs available")]
 Quiet = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Only results, warnings and errors: no progress bar, info logs or "
     "tables.")]
@@ -44,6 +49,9 @@ XFeatWeights = Annotated[Optional[Path], typer.Option(
 Decoder = Annotated[Optional[str], typer.Option(
     "--decoder", help="Video decoder; auto picks DALI when CUDA and DALI are usable, else "
     "PyAV. Folders of frame images are always read as images.")]
+Engine = Annotated[Optional[str], typer.Option(
+    "--engine", help="XFeat inference engine; auto picks OpenVINO on the CPU (else ONNX "
+    "Runtime, else torch) and torch on CUDA. All give the same fp32 features.")]
 FramesFps = Annotated[Optional[float], typer.Option(
     "--fps", help="Frame rate of folders of frame images.")]
 Labels = Annotated[Optional[Path], typer.Option(
@@ -162,6 +170,10 @@ class Command(_NoBoolPlaceholder, TyperCommand):
         self.choices = {name: tuple(allowed) for name, allowed in choices.items()}
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # noqa: D102
+        # Before the library defaults import torch: its OpenMP runtime reads the wait policy once.
+        from memtsm.runtime.threads import prepare_openmp
+
+        prepare_openmp()
         self.resolve_library()
         rest = super().parse_args(ctx, args)
         for param in self.params:
@@ -214,6 +226,16 @@ def given(ctx: typer.Context) -> dict[str, Any]:
 
 
 # -- errors, logging, progress -------------------------------------------------------------------
+
+
+def use_threads(threads: int | None, reserve: int = 0) -> int:
+    """:func:`memtsm.runtime.threads.configure_threads`; a bad thread count is a usage error."""
+    from memtsm.runtime.threads import configure_threads
+
+    try:
+        return configure_threads(threads, reserve)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
 
 
 def usage_error(message: str) -> typer.Exit:

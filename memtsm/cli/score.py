@@ -19,14 +19,17 @@ from memtsm.cli.options import (
     Checkpoint,
     Decoder,
     Device,
+    Engine,
     FramesFps,
     Quiet,
+    Threads,
     XFeatWeights,
     command_class,
     progress,
     setup_logging,
     signature_defaults,
     usage_error,
+    use_threads,
 )
 from memtsm.cli.render import print_segments
 
@@ -38,14 +41,15 @@ def library_defaults() -> dict[str, Any]:
 
     defaults = signature_defaults(score_videos)
     return {"decoder": defaults["decoder"], "device": defaults["device"],
+            "engine": defaults["engine"],
             "fps": ExtractConfig().frames_fps}
 
 
 def library_choices() -> dict[str, tuple[str, ...]]:
     """Decoders (:class:`DecoderBackend`)."""
-    from memtsm.extract.config import DecoderBackend
+    from memtsm.extract.config import ENGINE_NAMES, DecoderBackend
 
-    return {"decoder": tuple(b.value for b in DecoderBackend)}
+    return {"decoder": tuple(b.value for b in DecoderBackend), "engine": ENGINE_NAMES}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -58,6 +62,7 @@ def score(
     checkpoint: Checkpoint,
     decoder: Decoder = None,
     device: Device = None,
+    engine: Engine = None,
     xfeat_weights: XFeatWeights = None,
     fps: FramesFps = None,
     json_out: Annotated[Optional[Path], typer.Option(
@@ -72,10 +77,14 @@ def score(
         "the most anomalous segments).")] = None,
     save_features: Annotated[Optional[Path], typer.Option(
         metavar="DIR", help="Also store the features in this feature store.")] = None,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Score raw videos: per-segment anomaly scores and memory reconstruction error."""
     setup_logging(quiet)
+    from memtsm.extract.runner import DECODE_THREADS
+
+    use_threads(threads, reserve=DECODE_THREADS)
     from memtsm.extract.store import StoreError
     from memtsm.score.video import score_videos, write_csv, write_json
 
@@ -84,7 +93,7 @@ def score(
         for video_id, result in score_videos(
                 inputs, checkpoint, decoder=decoder, device=device,
                 xfeat_weights=str(xfeat_weights) if xfeat_weights else None, frames_fps=fps,
-                save_features=save_features, progress=progress(quiet)):
+                engine=engine, save_features=save_features, progress=progress(quiet)):
             if isinstance(result, str):
                 failures[video_id] = result
                 continue

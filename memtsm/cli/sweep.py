@@ -17,6 +17,7 @@ from memtsm.cli.options import (
     Device,
     Quiet,
     SweepOut,
+    Threads,
     TrainFeatures,
     TrainYaml,
     command_class,
@@ -25,6 +26,7 @@ from memtsm.cli.options import (
     progress,
     setup_logging,
     usage_error,
+    use_threads,
 )
 
 
@@ -53,6 +55,7 @@ def sweep(
         "epochs, scorer.channels, loss.topk, ...); repeat it: the grid is every "
         "combination.")] = None,
     device: Device = None,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Train seeds x config variants and tabulate validation metrics (mean ± std over seeds).
@@ -69,6 +72,7 @@ def sweep(
     except RuntimeError as exc:
         raise usage_error(str(exc)) from None
     setup_logging(quiet)
+    use_threads(threads)
     overrides = {"features": tuple(str(p) for p in features), "out": str(out),
                  "device": given(ctx).get("device")}
     try:

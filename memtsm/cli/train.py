@@ -17,6 +17,7 @@ from memtsm.cli.options import (
     Device,
     Quiet,
     RunOut,
+    Threads,
     TrainFeatures,
     TrainYaml,
     command_class,
@@ -25,6 +26,7 @@ from memtsm.cli.options import (
     progress,
     setup_logging,
     usage_error,
+    use_threads,
 )
 
 #: Options that set a field of ``TrainConfig.scorer`` (:class:`ScorerOptions`).
@@ -86,6 +88,7 @@ def train(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue from RUN_DIR/last.pt (a fresh start if there is none).")
     ] = False,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the MemTSM scorer (or the MIL baseline) with video-level labels.
@@ -102,9 +105,10 @@ def train(
         raise usage_error(str(exc)) from None
     quiet = quiet or not world.is_main  # the other ranks only report errors
     setup_logging(quiet)
+    use_threads(threads)
 
     flags = {name: value for name, value in given(ctx).items()
-             if name not in ("features", "out", "config", "resume", "quiet")}
+             if name not in ("features", "out", "config", "resume", "threads", "quiet")}
     scorer = {name: flags.pop(name) for name in SCORER_OPTIONS if name in flags}
     overrides = {**flags, "features": tuple(str(p) for p in features), "out": str(out),
                  "scorer": scorer or None, "resume": resume or None}
@@ -122,4 +126,6 @@ def train(
     threshold = ("n/a" if result.val_video_threshold is None
                  else f"{result.val_video_threshold:.4f}")
     typer.echo(f"best epoch {result.best_epoch}: validation video AUC {auc}, video-level "
-               f"validation threshold {threshold} -> {result.best_checkpoint}", err=True)
+               f"validation threshold {threshold} -> {result.best_checkpoint}"
+               + (" (unreliable: see the warnings above; held-out videos in split.json)"
+                  if result.warnings else ""), err=True)

@@ -487,7 +487,7 @@ def _detect_format(path: Path) -> str:
         if len(text.split()) in (6, 7):
             return "ucf-crime"
         raise ValueError(f"{path}:{line_no}: cannot tell the annotation format from {line!r}; "
-                         f"pass format= one of {ANNOTATION_FORMATS[1:]}")
+                         f"pass --annotation-format (one of {', '.join(ANNOTATION_FORMATS[1:])})")
     raise ValueError(f"{path}: empty annotation file")
 
 
@@ -510,8 +510,8 @@ def load_annotations(path: Path | str, format: AnnotationFormat = "auto",  # noq
     """
     path = Path(path)
     if format not in ANNOTATION_FORMATS:
-        raise ValueError(f"unknown annotation format {format!r}; expected one of "
-                         f"{ANNOTATION_FORMATS}")
+        raise ValueError(f"--annotation-format: unknown annotation format {format!r}; expected "
+                         f"one of {', '.join(ANNOTATION_FORMATS)}")
     chosen = _detect_format(path) if format == "auto" else format
     if chosen == "ucsd":
         return parse_ucsd_m(path, ucsd_name_format, frame_counts)

@@ -2,15 +2,22 @@
 
 Each clip's score goes to the frames the clip covers (stored ``clip_frames``), ground truth comes
 from an annotation file, all test videos' frames are concatenated, and ROC-AUC / PR-AUC / F1 are
-computed. The decision threshold is the checkpoint's video-level validation threshold (chosen on
-the validation videos' scores during training, applied here to frames)
-during training): nothing here is tuned on the test set, and scores are never normalised over it.
+computed. The decision threshold is the checkpoint's video-level validation threshold, chosen on
+the validation videos' scores during training and applied here to frames: nothing here is tuned
+on the test set, and scores are never normalised over it.
+
+A video without annotation rows counts as entirely normal. Where the store labels such a video
+anomalous, that is almost always a missing row rather than a normal video, so :func:`evaluate`
+warns (``logging``), naming the videos and the frames affected
+(:attr:`EvalResult.anomalous_without_annotation`); annotated videos missing from the stores are
+listed in :attr:`EvalResult.annotated_but_missing`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,11 @@ from memtsm.runtime.progress import Progress
 from memtsm.score.stored import DEFAULT_THRESHOLD, VideoScores, score_store
 from memtsm.segments import spread_over_ranges
 from memtsm.train.checkpoint import load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+#: Video ids named in the warning about anomalous videos without annotation rows.
+NAMED_VIDEOS = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,9 @@ class EvalResult:
     threshold_source: str
     config: EvalConfig
     extra: dict[str, Any] = field(default_factory=dict)
+    anomalous_without_annotation: dict[str, int] = field(default_factory=dict)
+    """Store id -> frame count of the videos the stores label anomalous that have no
+    annotation row (all their frames were counted as normal)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``--json`` document: every metric, and per-video scores and clip frames."""
@@ -91,6 +106,7 @@ class EvalResult:
         data["val_video_threshold"] = data["threshold"]  # "threshold": deprecated alias
         data["threshold_source"] = self.threshold_source
         data["annotated_but_missing"] = list(self.annotated_but_missing)
+        data["anomalous_without_annotation"] = dict(self.anomalous_without_annotation)
         data["config"] = self.config.to_dict()
         data["videos"] = {
             video_id: {
@@ -146,8 +162,9 @@ def _per_video(scored: dict[str, VideoScores], annotations: FrameAnnotations,
 def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
     """Score every stored video with the checkpoint and compute frame-level metrics.
 
-    Videos without annotation rows count as all-normal; annotated videos missing from the stores
-    are listed in ``annotated_but_missing``.
+    Videos without annotation rows count as all-normal (a warning names those the stores label
+    anomalous, and their frames); annotated videos missing from the stores are listed in
+    ``annotated_but_missing``.
 
     Raises:
         memtsm.train.checkpoint.CheckpointError: unsafe or invalid checkpoint.
@@ -164,6 +181,10 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                          segments=config.segments, progress=progress)
     mapping, missing = match_videos(annotations, list(scored))
     videos = _per_video(scored, annotations, mapping)
+    unannotated = _anomalous_without_annotation(scored, mapping)
+    if unannotated:
+        _warn_unannotated(unannotated, sum(v.num_frames for v in scored.values()),
+                          config.annotations)
     if checkpoint.val_video_threshold is None:
         threshold, source = DEFAULT_THRESHOLD, "default: the checkpoint has none"
     else:
@@ -172,5 +193,26 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     per_video = {vid: (v.frame_scores, v.frame_labels, v.class_name) for vid, v in videos.items()}
     metrics = frame_level_metrics(per_video, threshold)
     return EvalResult(metrics=metrics, videos=videos, annotated_but_missing=missing,
-                      threshold_source=source, config=config)
+                      threshold_source=source, config=config,
+                      anomalous_without_annotation=unannotated)
+
+
+def _anomalous_without_annotation(scored: dict[str, VideoScores],
+                                  mapping: dict[str, str]) -> dict[str, int]:
+    """Store id -> frames of the videos labelled anomalous (label 1) that no annotation names."""
+    return {video_id: int(video.num_frames) for video_id, video in scored.items()
+            if video.label == 1 and video_id not in mapping}
+
+
+def _warn_unannotated(unannotated: dict[str, int], total_frames: int, source: str) -> None:
+    frames = sum(unannotated.values())
+    names = sorted(unannotated)
+    shown = ", ".join(names[:NAMED_VIDEOS]) + (
+        f" and {len(names) - NAMED_VIDEOS} more" if len(names) > NAMED_VIDEOS else "")
+    logger.warning(
+        "%d video(s) labelled anomalous in the feature stores have no row in %s and were "
+        "counted as entirely normal: %s; this affects %d of the %d frames evaluated (%.1f%%). "
+        "Add their rows (their anomalous intervals, or -1 -1 if they hold no event) or "
+        "leave them out of the stores",
+        len(names), source, shown, frames, total_frames, 100.0 * frames / max(total_frames, 1))
 

@@ -53,6 +53,7 @@ from memtsm.extract.sources import (
     read_frame_counts,
     read_labels_csv,
     resolve_label,
+    unique_ids,
     video_key,
     walk_tree,
 )
@@ -116,27 +117,28 @@ def find_feature_files(inputs: Sequence[Path | str], fmt: FeatureFormat) -> list
     folders are walked as in video discovery (:func:`memtsm.extract.sources.walk_tree`) for the
     format's extensions (:data:`FORMAT_SUFFIXES`), ids being relative paths without extension.
 
+    Ids are unique by the rule of video discovery
+    (:func:`memtsm.extract.sources.unique_ids`): the same file reached twice is imported once;
+    distinct files whose ids would collide keep their extension (``x.csv`` and ``x.csv.gz``)
+    and, if needed, their parent folders, logged once at WARNING.
+
     Raises:
         FileNotFoundError: an input does not exist.
-        ValueError: unknown format, an invalid id, or two files with the same id.
+        ValueError: unknown format or an invalid id.
     """
     if fmt not in FORMAT_SUFFIXES:
         raise ValueError(f"unknown feature format {fmt!r}; expected one of {FEATURE_FORMATS}")
-    found: dict[str, Path] = {}
+    candidates: list[tuple[str, str, Path]] = []
 
-    def add(video_id: str, path: Path) -> None:
-        validate_video_id(video_id)
-        if video_id in found:
-            raise ValueError(f"two inputs map to video id {video_id!r}: {found[video_id]} and "
-                             f"{path}")
-        found[video_id] = path
+    def add(video_id: str, long_id: str, path: Path) -> None:
+        candidates.append((validate_video_id(video_id), long_id, path))
 
     for raw in inputs:
         root = Path(raw)
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such file or folder")
         if root.is_file():
-            add(_strip_format_suffix(root.name, fmt), root)
+            add(_strip_format_suffix(root.name, fmt), root.name, root)
             continue
         for folder, files in walk_tree(root):
             for name in files:
@@ -144,8 +146,8 @@ def find_feature_files(inputs: Sequence[Path | str], fmt: FeatureFormat) -> list
                     continue
                 path = folder / name
                 rel = PurePosixPath(path.relative_to(root).as_posix())
-                add(str(rel.with_name(_strip_format_suffix(rel.name, fmt))), path)
-    return sorted(found.items())
+                add(str(rel.with_name(_strip_format_suffix(rel.name, fmt))), str(rel), path)
+    return sorted(unique_ids(candidates, "feature file"))
 
 
 # -------------------------------------------------------------------------- frame mappings
@@ -236,8 +238,17 @@ class _Parsed:
     last_clip_partial: bool
 
 
+def _base_id(video_id: str, fmt: str) -> str:
+    """The id without a format extension it kept to stay unique (``x.csv.gz`` -> ``x``)."""
+    for suffix in FORMAT_SUFFIXES[fmt]:
+        if video_id.lower().endswith(suffix) and len(video_id) > len(suffix):
+            return video_id[: -len(suffix)]
+    return video_id
+
+
 def _parse_file(path: Path, video_id: str, fmt: str, counts: dict[str, int] | None,
                 clip_len: int) -> _Parsed:
+    video_id = _base_id(video_id, fmt)  # frame counts name the video, not the feature file
     count = counts.get(video_key(video_id)) if counts is not None else None
     source = "frame-counts" if count is not None else "features"
     if fmt == "sultani-txt":
@@ -367,7 +378,7 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
                     raise ValueError(f"{path}: feature dim {features.shape[1]} != {dim}")
                 if normalize == "l2":
                     features = l2_normalize(features)
-                label = resolve_label(video_id, overrides)
+                label = resolve_label(_base_id(video_id, fmt), overrides)
                 record = VideoRecord(
                     video_id=video_id, features=features.astype(np.float32),
                     clip_frames=parsed.clip_frames, fps=0.0,  # unknown: not in the files

@@ -35,10 +35,12 @@ from memtsm.extract.identity import FeatureIdentity
 from memtsm.extract.sources import (
     VideoSource,
     discover_videos,
+    label_summary,
     read_labels_csv,
     read_video_list,
     resolve_label,
     shard_sources,
+    strip_video_suffix,
 )
 from memtsm.extract.store import FAILURES_NAME, Failure, FeatureStoreWriter, VideoRecord
 from memtsm.extract.weights import resolve_weights, sha256_of
@@ -270,9 +272,13 @@ def extract(
     unlisted: list[str] = []
     if config.video_list:
         listed = read_video_list(Path(config.video_list))
-        found = {s.video_id for s in sources}
+        # an id that kept its extension to stay unique (clip.avi) is listed as clip
+        wanted = set(listed)
+        kept = [s for s in sources
+                if s.video_id in wanted or strip_video_suffix(s.video_id) in wanted]
+        found = {s.video_id for s in kept} | {strip_video_suffix(s.video_id) for s in kept}
         unlisted = [video_id for video_id in listed if video_id not in found]
-        sources = [s for s in sources if s.video_id in set(listed)]
+        sources = kept
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
     sources = shard_sources(sources, config.num_shards, config.shard_index)
@@ -280,6 +286,8 @@ def extract(
         unlisted = []  # reported once, by worker 0
     suffix = config.worker_suffix
     overrides = read_labels_csv(Path(config.labels_csv)) if config.labels_csv else None
+    logger.info("%s", label_summary({s.video_id: resolve_label(s.video_id, overrides)
+                                     for s in sources}))
     extractor = FeatureExtractor(config)
     summary = ExtractSummary(decoder=extractor.backend.value, device=str(extractor.device))
     started = time.perf_counter()
@@ -402,6 +410,7 @@ def _record(
         source=str(source.path),
         label=label.label,
         class_name=label.class_name,
+        label_rule=label.rule,
         last_clip_partial=pooled.last_clip_partial,
         extra={"codec": info.codec, "header_num_frames": info.num_frames,
                "rotation": info.rotation},

@@ -2,22 +2,47 @@
 
 A video id is the input's path relative to the input root, without extension, with ``/``
 separators (``Assault/Assault018_x264``); a single file given directly has its stem as id, and a
-frame folder given directly has its folder name. Ids are unique within one run.
+frame folder given directly has its folder name. Ids are unique within one run, by a rule that
+never fails the run (:func:`discover_videos`): the same file reached twice (passed twice, given
+directly and inside a folder, or through a link) is one video; distinct files whose ids would
+be equal keep their extension in the id (``clip.avi``, ``clip.mkv``) and, if that is not
+enough, as many parent folders as it takes (``Fighting/x.mp4``, ``Assault/x.mp4``). Same
+inputs, same ids; the new ids are logged, once, as a warning.
 
-Label rule (UCF-Crime convention): a path component or file name starting with ``Normal`` means
-normal (label 0, class ``Normal``); otherwise the class is the video's parent folder (label 1), or,
-for a video with no folder, the leading letters of a UCF-Crime style name (``Assault018_x264`` ->
-``Assault``). Anything else has no label. A ``video,label[,class]`` CSV overrides the rule.
+Label rules, in order; the first that applies gives the label and is recorded with it
+(:attr:`VideoLabel.rule`, one of :data:`LABEL_RULES`):
+
+1. ``labels-csv``: a ``video,label[,class]`` row of ``--labels``;
+2. ``normal-name``: a path component or file name starting with ``Normal`` (UCF-Crime's
+   ``Normal_Videos_event/...``, ``Training_Normal_Videos/...``, ``Normal_Videos_003_x264``)
+   means normal (label 0, class ``Normal``);
+3. ``class-folder``: the video's parent folder is a UCF-Crime anomaly class
+   (:data:`UCF_CRIME_CLASSES`, any case), says so (starts with ``Anomal`` or ``Abnormal``), or
+   is the start of the file name followed by a digit, ``_``, ``-``, a space or nothing
+   (``Running/Running003.mp4``): label 1, class the folder's name;
+4. ``ucf-name``: the file name is UCF-Crime style, letters then digits then ``_x264``
+   (``Assault018_x264`` -> ``Assault``), or a UCF-Crime class then digits (``Arson7``):
+   label 1, class the leading letters;
+5. ``none``: anything else has no label (``None``): training skips it, and the label summary
+   logged at the start of ``extract`` lists it.
+
+Rules 3 and 4 are deliberately narrow: an arbitrary folder (``my footage/sub dir/Explosion 001
+(copy).mp4``) is no evidence of an anomaly, so such a video is unlabelled rather than guessed
+anomalous with class ``sub dir``; give it a label with ``--labels``.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -53,7 +78,16 @@ VIDEO_SUFFIXES = frozenset({
 })
 NORMAL_PREFIX = "normal"
 NORMAL_CLASS = "Normal"
-_UCF_NAME = re.compile(r"^(?P<cls>[A-Za-z]+?)_?\d+(_x264)?$")
+#: The 13 anomaly classes of UCF-Crime (Sultani et al., CVPR 2018).
+UCF_CRIME_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
+                     "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing",
+                     "Vandalism")
+_UCF_CLASS_KEYS = frozenset(name.lower() for name in UCF_CRIME_CLASSES)
+_UCF_NAME = re.compile(r"^(?P<cls>[A-Za-z]+?)_?\d+(?P<x264>_x264)?$")
+#: Folder-name prefixes that say "anomalous" outright (``Anomaly/``, ``abnormal_clips/``).
+_ANOMALY_FOLDERS = ("anomal", "abnormal")
+#: Rules that can give a video its label (see the module docstring), in the order tried.
+LABEL_RULES = ("labels-csv", "normal-name", "class-folder", "ucf-name", "none")
 
 
 @dataclass(frozen=True)
@@ -67,10 +101,15 @@ class VideoSource:
 
 @dataclass(frozen=True)
 class VideoLabel:
-    """Video-level label: 1 anomaly, 0 normal, ``None`` unknown."""
+    """Video-level label: 1 anomaly, 0 normal, ``None`` unknown, and the rule that gave it.
+
+    ``rule`` is one of :data:`LABEL_RULES`; ``""`` when not known (stores written before the
+    rule was recorded).
+    """
 
     label: int | None
     class_name: str = ""
+    rule: str = ""
 
 
 def strip_video_suffix(name: str) -> str:
@@ -159,43 +198,131 @@ def _relative_id(path: Path, root: Path, strip_suffix: bool) -> str:
     return validate_video_id(str(rel))
 
 
+def _file_identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths the same file or folder: device and inode (links, hard links)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def _folders_above(video_id: str, path: Path) -> tuple[str, ...]:
+    """Names of the folders above the part of ``path`` that ``video_id`` already names."""
+    parts = Path(os.path.abspath(path)).parts  # parts[0] is the anchor (``/``)
+    return parts[1:max(1, len(parts) - len(video_id.split("/")))]
+
+
+def unique_ids(candidates: Iterable[tuple[str, str, Path]], what: str = "video"
+               ) -> list[tuple[str, Path]]:
+    """Give distinct paths distinct ids, by the rule of the module docstring; never fails.
+
+    Args:
+        candidates: ``(id, id with extension, path)`` in input order. The same file (by device
+            and inode) listed again is dropped. Distinct paths sharing an id all keep their
+            extension (the second element) and, when that is not enough, all take as many of
+            their parent folders as it takes to tell them apart (``Fighting/x.mp4``,
+            ``Assault/x.mp4``). An id still equal to another after that (only when the new id
+            is already someone else's) gets ``~2``, ``~3``... in input order.
+        what: noun for the log (``video``, ``feature file``).
+
+    Returns:
+        ``(id, path)`` of each distinct path, in input order. The new ids are logged in one
+        WARNING, the duplicates dropped in one INFO line.
+    """
+    kept: list[tuple[str, str, Path]] = []
+    seen: dict[tuple[int, int] | str, Path] = {}
+    duplicates: list[str] = []
+    for video_id, long_id, path in candidates:
+        key = _file_identity(path)
+        if key in seen:
+            duplicates.append(f"{path} (same file as {seen[key]})")
+            continue
+        seen[key] = path
+        kept.append((video_id, long_id, path))
+    if duplicates:
+        logger.info("%d %s input(s) reached twice, taken once: %s", len(duplicates), what,
+                    "; ".join(duplicates))
+    groups: dict[str, list[int]] = {}
+    for number, (video_id, _, _) in enumerate(kept):
+        groups.setdefault(video_id, []).append(number)
+    wanted = [video_id for video_id, _, _ in kept]
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        above = {i: _folders_above(kept[i][0], kept[i][2]) for i in members}
+        depth = 0
+        while True:
+            names = {i: "/".join((*above[i][len(above[i]) - depth:], kept[i][1]))
+                     if depth else kept[i][1] for i in members}
+            if len(set(names.values())) == len(members) or \
+                    depth >= max(len(folders) for folders in above.values()):
+                break
+            depth += 1
+        for i in members:
+            wanted[i] = names[i]
+    counts = Counter(wanted)
+    used = {name for name in wanted if counts[name] == 1}
+    result: list[tuple[str, Path]] = []
+    renamed: list[str] = []
+    for (video_id, _, path), name in zip(kept, wanted):
+        final = name
+        if counts[name] > 1:
+            number = 2
+            while final in used:
+                final, number = f"{name}~{number}", number + 1
+            used.add(final)
+        if final != video_id:
+            renamed.append(f"{final} = {path}")
+        result.append((validate_video_id(final), path))
+    if renamed:
+        logger.warning("%ss whose ids would be equal keep their extension, and parent folders "
+                       "where needed (new ids: %s)", what, "; ".join(renamed))
+    return result
+
+
 def discover_videos(inputs: list[Path]) -> list[VideoSource]:
     """List the videos under ``inputs`` (files, video folders searched recursively, frame folders).
 
-    Folders are walked by :func:`walk_tree` (symbolic links followed, no loops). Returns sources
-    sorted by id.
+    Folders are walked by :func:`walk_tree` (symbolic links followed, no loops). Ids follow the
+    rule of the module docstring and are always unique: the same file reached twice is one
+    video (the first id it was reached by); distinct files whose ids would collide keep their
+    extension (``clip.avi`` and ``clip.mkv``) and, if needed, their parent folders
+    (:func:`unique_ids`; same inputs, same ids), logged once at WARNING. Returns sources sorted
+    by id.
 
     Raises:
         FileNotFoundError: an input does not exist.
-        ValueError: two inputs map to the same id.
     """
-    found: dict[str, VideoSource] = {}
+    candidates: list[tuple[str, str, Path, bool]] = []
 
-    def add(source: VideoSource) -> None:
-        other = found.get(source.video_id)
-        if other is not None:
-            raise ValueError(f"two inputs map to video id {source.video_id!r}: {other.path} and "
-                             f"{source.path}; pass their common parent folder instead")
-        found[source.video_id] = source
+    def add(video_id: str, long_id: str, path: Path, is_frame_folder: bool) -> None:
+        candidates.append((validate_video_id(video_id), long_id, path, is_frame_folder))
 
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if path.is_file():
-            add(VideoSource(validate_video_id(path.stem or path.name), path, False))
+            add(path.stem or path.name, path.name, path, False)
             continue
         if _holds_images(path):
-            add(VideoSource(validate_video_id(path.resolve().name), path, True))
+            name = path.resolve().name
+            add(name, name, path, True)
             continue
         for folder, files in walk_tree(path):
             if folder != path and any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
-                add(VideoSource(_relative_id(folder, path, False), folder, True))
+                folder_id = _relative_id(folder, path, False)
+                add(folder_id, folder_id, folder, True)
             for name in files:
                 file = folder / name
                 if file.suffix.lower() in VIDEO_SUFFIXES:
-                    add(VideoSource(_relative_id(file, path, True), file, False))
-    return sorted(found.values(), key=lambda s: s.video_id)
+                    add(_relative_id(file, path, True), _relative_id(file, path, False), file,
+                        False)
+    is_folder = {path: flag for _, _, path, flag in candidates}
+    ids = unique_ids((video_id, long_id, path) for video_id, long_id, path, _ in candidates)
+    return sorted((VideoSource(video_id, path, is_folder[path]) for video_id, path in ids),
+                  key=lambda s: s.video_id)
 
 
 def read_video_list(path: Path) -> list[str]:
@@ -219,17 +346,26 @@ def read_video_list(path: Path) -> list[str]:
     return ids
 
 
+def _names_class_folder(folder: str, name: str) -> bool:
+    """``Running/Running003`` or ``Assault/x``: the folder is the video's class (rule 3)."""
+    if folder.lower() in _UCF_CLASS_KEYS or folder.lower().startswith(_ANOMALY_FOLDERS):
+        return True
+    rest = name[len(folder):] if name.lower().startswith(folder.lower()) else None
+    return rest is not None and (rest == "" or rest[0].isdigit() or rest[0] in "_- ")
+
+
 def infer_label(video_id: str) -> VideoLabel:
-    """Label by the UCF-Crime path convention (see the module docstring)."""
+    """Label by the path rules 2-5 of the module docstring (``rule`` says which applied)."""
     parts = PurePosixPath(video_id).parts
+    name = strip_video_suffix(parts[-1])
     if any(part.lower().startswith(NORMAL_PREFIX) for part in parts):
-        return VideoLabel(0, NORMAL_CLASS)
-    if len(parts) >= 2:
-        return VideoLabel(1, parts[-2])
-    match = _UCF_NAME.match(parts[-1])
-    if match:
-        return VideoLabel(1, match["cls"])
-    return VideoLabel(None, "")
+        return VideoLabel(0, NORMAL_CLASS, "normal-name")
+    if len(parts) >= 2 and _names_class_folder(parts[-2], name):
+        return VideoLabel(1, parts[-2], "class-folder")
+    match = _UCF_NAME.match(name)
+    if match and (match["x264"] or match["cls"].lower() in _UCF_CLASS_KEYS):
+        return VideoLabel(1, match["cls"], "ucf-name")
+    return VideoLabel(None, "", "none")
 
 
 def read_labels_csv(path: Path) -> dict[str, VideoLabel]:
@@ -261,19 +397,52 @@ def read_labels_csv(path: Path) -> dict[str, VideoLabel]:
                 raise ValueError(f"{path}:{line_no}: video {video!r} is listed twice")
             class_name = row[2].strip() if len(row) == 3 else ""
             label = int(label_text)
-            labels[key] = VideoLabel(label, class_name or (NORMAL_CLASS if label == 0 else ""))
+            labels[key] = VideoLabel(label, class_name or (NORMAL_CLASS if label == 0 else ""),
+                                     "labels-csv")
     return labels
 
 
 def resolve_label(video_id: str, overrides: dict[str, VideoLabel] | None = None) -> VideoLabel:
-    """Label from ``overrides`` (by id, else by last id component), else :func:`infer_label`."""
+    """Label from ``overrides``, else :func:`infer_label`; ``rule`` says which rule gave it.
+
+    An override matches by id, by id without a video extension (ids that kept theirs,
+    ``clip.avi``), by last id component, or by that component without its extension.
+    """
     if overrides:
-        if video_id in overrides:
-            return overrides[video_id]
         name = PurePosixPath(video_id).name
-        if name in overrides:
-            return overrides[name]
+        for key in (video_id, strip_video_suffix(video_id), name, strip_video_suffix(name)):
+            if key in overrides:
+                return overrides[key]
     return infer_label(video_id)
+
+
+def label_summary(labels: Mapping[str, VideoLabel]) -> str:
+    """What the label rules decided, one part per (label, class, rule) with its count.
+
+    Args:
+        labels: video id -> its label.
+
+    Returns:
+        ``labels of 5 videos: anomalous Assault 2 (rule class-folder); normal 2 (rule
+        normal-name); unlabelled 1 (no rule matched: a/b; set them with --labels)``.
+    """
+    counts = Counter((label.label, label.class_name, label.rule) for label in labels.values())
+    order = {1: 0, 0: 1, None: 2}
+    parts = []
+    for (label, class_name, rule), count in sorted(
+            counts.items(), key=lambda item: (order[item[0][0]], item[0][1], item[0][2])):
+        if label is None:
+            ids = [video_id for video_id, got in labels.items()
+                   if got.label is None and got.rule == rule]
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            why = ("no rule matched" if rule == "none" else f"rule {rule or 'not recorded'}")
+            parts.append(f"unlabelled {count} ({why}: {shown}; set them with --labels)")
+            continue
+        kind = "anomalous" if label == 1 else "normal"
+        what = kind if class_name in ("", NORMAL_CLASS) and label == 0 else \
+            f"{kind} {class_name or '(no class)'}"
+        parts.append(f"{what} {count} (rule {rule or 'not recorded'})")
+    return f"labels of {len(labels)} videos: " + "; ".join(parts)
 
 
 def source_bytes(source: VideoSource) -> int:

@@ -10,7 +10,9 @@ Layout of a store directory::
 Inside a shard every video is an HDF5 group at the path given by its id (``Assault/Assault018``)
 holding ``features [T, D]`` and ``clip_frames [T, 2]`` (``[start, end)`` frame indices, 0-based,
 end exclusive) plus attributes ``video_id``, ``fps``, ``num_frames``, ``width``, ``height``,
-``source``, ``label`` (absent when unknown), ``class_name`` and ``last_clip_partial``. Root
+``source``, ``label`` (absent when unknown), ``class_name``, ``label_rule`` (the rule of
+:mod:`memtsm.extract.sources` that gave the label; absent in stores written before it was
+recorded, read as ``""``) and ``last_clip_partial``. Root
 attributes hold the store's identity (``identity`` JSON: what makes features interchangeable)
 and provenance (versions, configs). Any group with a ``features`` dataset is one video, so the
 store is readable with plain h5py.
@@ -49,7 +51,9 @@ FAILURES_NAME = "failures.jsonl"
 DEFAULT_SHARD_PREFIX = "shard"
 _SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<number>\d{5,})\.h5$")
 _RESERVED_ATTRS = ("video_id", "fps", "num_frames", "width", "height", "source", "label",
-                   "class_name", "last_clip_partial")
+                   "class_name", "label_rule", "last_clip_partial")
+#: What a failed read of a damaged shard says to do.
+VERIFY_HINT = "run `memtsm features verify {root}` to check the whole store"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,15 @@ class Failure:
 
 class StoreError(Exception):
     """The store is missing, inconsistent, or incompatible with the requested write."""
+
+
+class ShardReadError(StoreError, OSError):
+    """A shard or one of its videos cannot be read back (damaged, truncated, checksum failure).
+
+    Also an :class:`OSError`, as the h5py error it replaces was, so callers that handled read
+    failures as ``OSError`` still do. The message names the shard file and the video and says to
+    run ``memtsm features verify``.
+    """
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ class VideoRecord:
     class_name: str = ""
     last_clip_partial: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    label_rule: str = ""
 
     def __post_init__(self) -> None:
         validate_video_id(self.video_id)
@@ -121,6 +135,7 @@ class VideoEntry:
     num_frames: int
     label: int | None
     class_name: str
+    label_rule: str = ""  # absent from indexes written before it was recorded
 
     def to_json(self) -> str:
         """Serialise as one JSON line."""
@@ -162,6 +177,7 @@ def _entries_in(handle: h5py.File, shard_name: str) -> list[VideoEntry]:
                 num_frames=int(attrs["num_frames"]),
                 label=int(attrs["label"]) if "label" in attrs else None,
                 class_name=str(attrs.get("class_name", "")),
+                label_rule=str(attrs.get("label_rule", "")),
             ))
 
     handle.visititems(visit)
@@ -213,7 +229,13 @@ def read_store_identity(root: Path) -> FeatureIdentity | None:
     shards = completed_shards(root)
     if not shards:
         return None
-    with h5py.File(shards[0], "r") as handle:
+    try:
+        handle = h5py.File(shards[0], "r")
+    except OSError as exc:
+        raise ShardReadError(f"{shards[0]}: cannot be opened, the shard is damaged "
+                             f"({type(exc).__name__}: {exc}); "
+                             f"{VERIFY_HINT.format(root=root)}") from exc
+    with handle:
         return FeatureIdentity.from_dict(json.loads(handle.attrs["identity"]))
 
 
@@ -343,7 +365,7 @@ class FeatureStoreWriter:
         attrs = {"fps": float(record.fps),
                  "num_frames": int(record.num_frames), "width": int(record.width),
                  "height": int(record.height), "source": record.source,
-                 "class_name": record.class_name,
+                 "class_name": record.class_name, "label_rule": record.label_rule,
                  "last_clip_partial": bool(record.last_clip_partial)}
         if record.label is not None:
             attrs["label"] = int(record.label)
@@ -488,10 +510,34 @@ class FeatureStore:
             raise KeyError(f"video {video_id!r} is not in {self.root}") from None
 
     def read(self, video_id: str) -> VideoRecord:
-        """Load one video's features and metadata."""
+        """Load one video's features and metadata.
+
+        Raises:
+            KeyError: ``video_id`` is not in the store.
+            ShardReadError: the shard or the video's data cannot be read (damaged file); the
+                message names both and points to ``memtsm features verify``.
+        """
         entry = self.entry(video_id)
-        with h5py.File(self.root / entry.shard, "r") as handle:
+        with self._open_shard(entry.shard, video_id) as handle:
+            return self._read_video(handle, entry.shard, video_id)
+
+    def _open_shard(self, shard: str, video_id: str) -> h5py.File:
+        try:
+            return h5py.File(self.root / shard, "r")
+        except OSError as exc:
+            raise self._read_error(shard, video_id, "cannot be opened", exc) from exc
+
+    def _read_video(self, handle: h5py.File, shard: str, video_id: str) -> VideoRecord:
+        try:
             return _read_group(handle[video_id])
+        except (OSError, KeyError, RuntimeError) as exc:  # checksum failure, lost group, ...
+            raise self._read_error(shard, video_id, "cannot be read", exc) from exc
+
+    def _read_error(self, shard: str, video_id: str, what: str, exc: BaseException
+                    ) -> ShardReadError:
+        return ShardReadError(
+            f"{self.root / shard}: video {video_id!r} {what}, the shard is damaged "
+            f"({type(exc).__name__}: {exc}); {VERIFY_HINT.format(root=self.root)}")
 
     def __iter__(self) -> Iterator[VideoRecord]:
         """Yield every video, one shard open at a time."""
@@ -499,9 +545,9 @@ class FeatureStore:
         for entry in self.entries:
             by_shard.setdefault(entry.shard, []).append(entry.video_id)
         for shard, ids in by_shard.items():
-            with h5py.File(self.root / shard, "r") as handle:
+            with self._open_shard(shard, ids[0]) as handle:
                 for video_id in ids:
-                    yield _read_group(handle[video_id])
+                    yield self._read_video(handle, shard, video_id)
 
 
 def _read_group(group: h5py.Group) -> VideoRecord:
@@ -520,4 +566,5 @@ def _read_group(group: h5py.Group) -> VideoRecord:
         class_name=str(attrs.get("class_name", "")),
         last_clip_partial=bool(attrs.get("last_clip_partial", False)),
         extra=extra,
+        label_rule=str(attrs.get("label_rule", "")),
     )

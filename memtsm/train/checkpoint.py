@@ -17,10 +17,17 @@ Keys of the file::
                                 videos (None if unknown; version 1 files call it threshold)
     epoch                       completed epochs when saved
     val_metrics                 {name: float | None} at that epoch
+    val_video_ids               ids of the videos held out for validation, which chose the epoch
+                                and the threshold (absent in files written before memtsm
+                                recorded them: None)
     state_dict                  the scorer's parameters and buffers
     memtsm_version, torch_version
     training_state              last.pt only: optimizer, scheduler, RNG state, best-so-far,
                                 metrics history, world size (None in best.pt)
+
+A file that is not a checkpoint at all (a video, an HDF5 feature shard, a text file...) is
+recognised from its first bytes before anything is unpickled, and :class:`CheckpointError` says
+what it is (:func:`describe_file`).
 
 Files are written atomically: to a temporary file in the same directory, flushed to disk, then
 renamed over the target.
@@ -31,7 +38,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import pickle
+import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +117,7 @@ class Checkpoint:
     val_video_threshold: float | None = None
     epoch: int = 0
     val_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    val_video_ids: tuple[str, ...] | None = None
     memtsm_version: str = __version__
     torch_version: str = str(torch.__version__)
     training_state: TrainingState | None = None
@@ -130,6 +140,7 @@ class Checkpoint:
             else float(self.val_video_threshold),
             "epoch": int(self.epoch),
             "val_metrics": dict(self.val_metrics),
+            "val_video_ids": None if self.val_video_ids is None else list(self.val_video_ids),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
             "memtsm_version": self.memtsm_version,
             "torch_version": self.torch_version,
@@ -146,7 +157,9 @@ class Checkpoint:
         """
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(
-                f"{source} is not a memtsm scorer checkpoint (no format={CHECKPOINT_FORMAT!r})")
+                f"{source} is not a memtsm scorer checkpoint: it is a torch file holding "
+                f"{_describe_object(data)}, without format={CHECKPOINT_FORMAT!r} (memtsm "
+                "checkpoints are the best.pt / last.pt files of memtsm train)")
         version = data.get("format_version")
         if not isinstance(version, int) or version > CHECKPOINT_VERSION or version < 1:
             raise CheckpointError(
@@ -160,6 +173,10 @@ class Checkpoint:
                     isinstance(v, torch.Tensor) for v in state_dict.values()):
                 raise ValueError("state_dict must map names to tensors")
             threshold = data.get("val_video_threshold", data.get("threshold"))
+            val_ids = data.get("val_video_ids")
+            if val_ids is not None and not (isinstance(val_ids, (list, tuple)) and all(
+                    isinstance(v, str) for v in val_ids)):
+                raise ValueError("val_video_ids must be a list of video ids")
             return cls(
                 scorer_config=ScorerConfig.from_dict(data["scorer_config"]),
                 state_dict=state_dict,
@@ -170,6 +187,7 @@ class Checkpoint:
                 val_video_threshold=None if threshold is None else float(threshold),
                 epoch=int(data.get("epoch", 0)),
                 val_metrics=dict(data.get("val_metrics") or {}),
+                val_video_ids=None if val_ids is None else tuple(val_ids),
                 memtsm_version=str(data.get("memtsm_version", "")),
                 torch_version=str(data.get("torch_version", "")),
                 training_state=None if state is None else TrainingState.from_dict(state),
@@ -256,18 +274,144 @@ def load_checkpoint_bytes(data: bytes, source: Path | str) -> Checkpoint:
     return _load(io.BytesIO(data), Path(source))
 
 
+#: Bytes read to recognise a file (:func:`describe_file`).
+SNIFF_BYTES = 64
+
+#: ``(magic, offset, description)`` of files often passed where a checkpoint belongs.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89HDF\r\n\x1a\n", 0, "an HDF5 file (e.g. a feature store shard)"),
+    (b"ftyp", 4, "an MP4/ISO media file (a video)"),
+    (b"moov", 4, "a QuickTime/MP4 media file (a video)"),
+    (b"mdat", 4, "a QuickTime/MP4 media file (a video)"),
+    (b"\x1a\x45\xdf\xa3", 0, "a Matroska/WebM media file (a video)"),
+    (b"FLV\x01", 0, "an FLV video"),
+    (b"\x00\x00\x01\xba", 0, "an MPEG program stream (a video)"),
+    (b"\x89PNG\r\n\x1a\n", 0, "a PNG image"),
+    (b"\xff\xd8\xff", 0, "a JPEG image"),
+    (b"GIF8", 0, "a GIF image"),
+    (b"\x93NUMPY", 0, "a NumPy .npy array"),
+    (b"\x1f\x8b", 0, "a gzip-compressed file"),
+    (b"BZh", 0, "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", 0, "an xz-compressed file"),
+    (b"\x28\xb5\x2f\xfd", 0, "a zstd-compressed file"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "a 7-Zip archive"),
+    (b"%PDF", 0, "a PDF document"),
+    (b"\x7fELF", 0, "an ELF executable or library"),
+)
+
+
+def describe_file(head: bytes, file: Path | io.BytesIO) -> str | None:
+    """What a file is, from its first :data:`SNIFF_BYTES` bytes, if torch.save did not write it.
+
+    ``torch.save`` writes a zip archive holding ``<name>/data.pkl`` (or, in its legacy format, a
+    pickle stream of protocol 2 or more); nothing else can be a checkpoint.
+
+    Args:
+        head: The file's first bytes (at least :data:`SNIFF_BYTES` if it is that long).
+        file: The file, to list a zip archive's members.
+
+    Returns:
+        ``None`` for what may be a torch file, else a description such as ``"an HDF5 file"``,
+        ``"an MP4/ISO media file (a video)"``, ``"a zip archive without data.pkl ..."`` or
+        ``"a text file ..."``.
+    """
+    if not head:
+        return "an empty file"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
+        return None  # a pickle stream: torch.load's restricted unpickler decides
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            if isinstance(file, io.BytesIO):
+                file.seek(0)
+            with zipfile.ZipFile(file) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None  # a damaged torch file, perhaps: torch.load reports it
+        finally:
+            if isinstance(file, io.BytesIO):
+                file.seek(0)
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            return None
+        if names and all(name.endswith(".npy") for name in names):
+            return "a NumPy .npz archive"
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"a zip archive without data.pkl ({len(names)} member(s): {shown or 'none'})"
+    for magic, offset, what in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        kind = {b"AVI ": "an AVI video", b"WAVE": "a WAV audio file",
+                b"WEBP": "a WebP image"}.get(head[8:12])
+        return kind or "a RIFF media file"
+    if len(head) >= 10 and head[8:9] == b"{":
+        (size,) = struct.unpack("<Q", head[:8])
+        if 0 < size < 100_000_000:
+            return "a safetensors file"
+    if b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a multi-byte character cut at the end is text
+            text = head[:exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
+        if text.strip() and all(c.isprintable() or c in "\t\r\n" for c in text):
+            first = text.strip().splitlines()[0][:40]
+            return f"a text file (first line {first!r})"
+    return f"unrecognised binary data (first bytes {head[:8].hex(' ')})"
+
+
+def _describe_object(data: Any) -> str:
+    """A short description of what a foreign torch file holds."""
+    if isinstance(data, dict):
+        keys = list(data)
+        if keys and all(isinstance(v, torch.Tensor) for v in data.values()):
+            return f"a state dict of {len(keys)} tensor(s) (e.g. {keys[0]!r})"
+        shown = ", ".join(repr(k) for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+        return f"a dict with keys {shown}" if keys else "an empty dict"
+    if isinstance(data, torch.Tensor):
+        return f"a tensor of shape {tuple(data.shape)}"
+    return f"a {type(data).__name__}"
+
+
+def _unpickling_reason(message: str) -> str:
+    """The reason torch's restricted unpickler gives, or ``""``.
+
+    It is the text after ``WeightsUnpickler error:``, which may be on a later line.
+    """
+    lines = [line.strip() for line in message.splitlines()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if not rest:
+                rest = next((other for other in lines[i + 1:] if other), "")
+            return rest.split(" Please use `torch.serialization")[0].strip()
+    return next((line for line in lines if line.startswith("Unsupported")), "")
+
+
 def _load(file: Path | io.BytesIO, path: Path) -> Checkpoint:
+    if isinstance(file, io.BytesIO):
+        head = file.getvalue()[:SNIFF_BYTES]
+    else:
+        try:
+            with open(file, "rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot be read ({exc})") from None
+    what = describe_file(head, file)
+    if what is not None:
+        raise CheckpointError(
+            f"{path} is not a memtsm checkpoint: it is {what}, not a file written by "
+            "torch.save (memtsm checkpoints are the best.pt / last.pt files of memtsm train); "
+            "nothing was unpickled")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pickle-protocol chatter of torch.load
             data = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = next((line.strip() for line in str(exc).splitlines()
-                       if "Unsupported" in line or "WeightsUnpickler error" in line), "")
+        reason = _unpickling_reason(str(exc))
         raise CheckpointError(
             f"{path} refused: it holds objects other than tensors and plain Python types, and "
             "unpickling it could run arbitrary code; memtsm only loads checkpoints with "
-            f"torch.load(weights_only=True), so nothing was executed. {reason}".rstrip()
+            "torch.load(weights_only=True), so nothing was executed"
+            + (f" (torch: {reason})" if reason else "")
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from None

@@ -11,7 +11,11 @@ Resampling: :mod:`memtsm.segments`.
 Split (:func:`stratified_split`). Each class is shuffled with a seeded ``torch.Generator`` and
 ``round(val_fraction * n)`` of its videos go to validation, clamped to ``[1, n - 1]`` when the
 class has at least 2 videos (validation then always holds both classes); a class with a single
-video keeps it for training.
+video keeps it for training. Validation with ``n0`` normal and ``n1`` anomalous videos has a
+ROC-AUC of only ``n0 * n1 + 1`` possible values (1 + 1 videos: 0 or 1), too coarse to rank
+epochs; :func:`validation_warning` flags a split with fewer than
+:data:`MIN_VAL_VIDEOS_PER_CLASS` validation videos of a class (training still runs, and the run
+directory records which videos were held out).
 
 Sampler (:class:`BalancedBatchSampler`). Each batch holds ``batch_size / 2`` normal and
 ``batch_size / 2`` anomalous bags. An epoch is ``ceil(max(n_normal, n_anomalous) /
@@ -293,6 +297,31 @@ def stratified_split(
         val.append(shuffled[:n_val])
         train.append(shuffled[n_val:])
     return (torch.cat(train).sort().values.numpy(), torch.cat(val).sort().values.numpy())
+
+
+#: Fewest validation videos of each class for a validation ROC-AUC that can rank epochs (fewer:
+#: :func:`validation_warning`).
+MIN_VAL_VIDEOS_PER_CLASS = 5
+
+
+def validation_warning(val_labels: Sequence[int] | torch.Tensor | np.ndarray) -> str | None:
+    """Why a validation set is too small to choose an epoch and a threshold, or ``None``.
+
+    Args:
+        val_labels: 0/1 labels of the validation videos.
+
+    Returns:
+        A message when a class has fewer than :data:`MIN_VAL_VIDEOS_PER_CLASS` videos.
+    """
+    labels = np.asarray(val_labels, dtype=np.int64)
+    n_normal, n_anomalous = int((labels == NORMAL).sum()), int((labels == ANOMALOUS).sum())
+    if min(n_normal, n_anomalous) >= MIN_VAL_VIDEOS_PER_CLASS:
+        return None
+    return (f"validation holds only {n_normal} normal and {n_anomalous} anomalous video(s), "
+            f"fewer than {MIN_VAL_VIDEOS_PER_CLASS} of each: its ROC-AUC can take only "
+            f"{n_normal * n_anomalous + 1} values, so it cannot rank epochs, and the best epoch "
+            "and the video-level threshold are chosen on very little evidence; train on more "
+            "videos or raise --val-fraction")
 
 
 class BalancedBatchSampler:

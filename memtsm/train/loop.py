@@ -19,14 +19,23 @@ video-level labels, so this is the honest choice: it is learnt from data the mod
 train on, and the test set never influences the weights, the selected epoch or the threshold.
 
 Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
-earlier epoch. It is saved as ``best.pt`` (with its threshold); ``last.pt`` holds the latest
-epoch plus what ``--resume`` needs (optimizer, scheduler, torch RNG state, best so far, metric
-history). The batches of an epoch depend only on ``(seed, epoch)``, so a resumed run reproduces
-the uninterrupted one exactly on the same device.
+earlier epoch. It is saved as ``best.pt`` (with its threshold and the ids of the validation
+videos); ``last.pt`` holds the latest epoch plus what ``--resume`` needs (optimizer, scheduler,
+torch RNG state, best so far, metric history). The batches of an epoch depend only on
+``(seed, epoch)``, so a resumed run reproduces the uninterrupted one exactly on the same device.
+
+Validation that cannot rank is warned about (``logging`` WARNING, also in
+:attr:`TrainResult.warnings`) rather than refused: fewer than
+:data:`memtsm.train.data.MIN_VAL_VIDEOS_PER_CLASS` validation videos of a class (before the first
+epoch, :func:`memtsm.train.data.validation_warning`), and, at the end, a best validation ROC-AUC
+that is undefined or no better than chance (<= 0.5), or one saturated at 1.0 in several epochs
+(those were then told apart by validation loss alone).
 
 Run directory::
 
     config.yaml     the resolved TrainConfig (absolute paths)
+    split.json      which videos were held out for validation and which trained, by class
+                    (ids as in the stores), and the validation warning if any
     metrics.jsonl   one JSON object per epoch (see :data:`LOSS_TERMS` and :func:`train`)
     last.pt, best.pt
     curves.png      loss terms and train/val AUC, PR-AUC per epoch (written at the end)
@@ -96,6 +105,7 @@ from memtsm.train.curves import plot_curves
 from memtsm.train.data import (
     ANOMALOUS,
     DROPOUT_STREAM,
+    MIN_VAL_VIDEOS_PER_CLASS,
     NORMAL,
     BagDataset,
     BalancedBatchSampler,
@@ -105,6 +115,7 @@ from memtsm.train.data import (
     load_bags,
     split_batch,
     stratified_split,
+    validation_warning,
 )
 from memtsm.train.distributed import process_group, share_from_main
 from memtsm.train.objective import LOSS_TERMS, global_output, objective, used_terms
@@ -112,6 +123,7 @@ from memtsm.train.objective import LOSS_TERMS, global_output, objective, used_te
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.yaml"
+SPLIT_NAME = "split.json"
 METRICS_NAME = "metrics.jsonl"
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
@@ -134,6 +146,8 @@ class TrainResult:
             scores; applied to segment and frame scores by evaluate and score).
         metrics: One dict per epoch (the lines of ``metrics.jsonl``).
         device: Device the run used.
+        val_video_ids: The validation videos (also in ``split.json`` and the checkpoints).
+        warnings: Why the validation could not rank epochs, if it could not (also logged).
     """
 
     run_dir: Path
@@ -142,6 +156,8 @@ class TrainResult:
     val_video_threshold: float | None
     metrics: tuple[dict[str, Any], ...]
     device: str
+    val_video_ids: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def best_checkpoint(self) -> Path:
@@ -167,6 +183,40 @@ def _is_better(auc: float | None, loss: float, best_auc: float | None,
     if a != b:
         return a > b
     return best_loss is None or loss < best_loss
+
+
+def _selection_warnings(history: list[dict[str, Any]], best_epoch: int) -> list[str]:
+    """Why the best epoch's validation ROC-AUC says little (see the module docstring)."""
+    if not history or not best_epoch:
+        return []
+    aucs = [row["val_auc"] for row in history]
+    best = aucs[best_epoch - 1]
+    if best is None:
+        return ["validation ROC-AUC is undefined in every epoch: the best epoch was chosen by "
+                "validation loss alone"]
+    if best <= 0.5:
+        return [f"best validation ROC-AUC {best:.4f} (epoch {best_epoch}) is no better than "
+                "chance: no epoch ranked the validation videos, so best.pt is not a validated "
+                "detector"]
+    saturated = sum(auc == 1.0 for auc in aucs)
+    if best == 1.0 and saturated > 1:
+        return [f"validation ROC-AUC is saturated at 1.0 in {saturated} of {len(aucs)} epochs: "
+                "those epochs were told apart by validation loss alone"]
+    return []
+
+
+def _split_record(config: TrainConfig, data: BagDataset, train_idx: np.ndarray,
+                  val_idx: np.ndarray, warning: str | None) -> dict[str, Any]:
+    """The ``split.json`` document."""
+    def by_class(indices: np.ndarray) -> dict[str, list[str]]:
+        bags = [data.bags[i] for i in indices]
+        return {name: [b.video_id for b in bags if b.label == label]
+                for name, label in (("normal", NORMAL), ("anomalous", ANOMALOUS))}
+
+    return {"seed": config.seed, "val_fraction": config.val_fraction,
+            "min_val_videos_per_class": MIN_VAL_VIDEOS_PER_CLASS,
+            "validation": by_class(val_idx), "train": by_class(train_idx),
+            "warning": warning}
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -309,6 +359,13 @@ def _train(config: TrainConfig, progress: Progress, world: World,
             f"{n_anomalous} anomalous labelled videos: at least 2 of each are required")
     if resume_ckpt is not None and resume_ckpt.feature_identity != data.identity:
         raise ValueError(f"--resume: the feature stores changed since {last_path} was written")
+    val_ids = tuple(data.bags[i].video_id for i in val_idx)
+    if resume_ckpt is not None and resume_ckpt.val_video_ids not in (None, val_ids):
+        raise ValueError(f"--resume: the validation videos differ from those of {last_path} "
+                         "(videos were added to or removed from the feature stores)")
+    split_warning = validation_warning(val_labels)
+    if split_warning and world.is_main:
+        logger.warning("%s", split_warning)
     logger.info("%d bags (%d normal, %d anomalous; %d unlabelled skipped): %d train, %d val",
                 len(data), n_normal, n_anomalous, data.skipped_unlabelled, len(train_idx),
                 len(val_idx))
@@ -319,6 +376,8 @@ def _train(config: TrainConfig, progress: Progress, world: World,
 
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / SPLIT_NAME, json.dumps(
+            _split_record(config, data, train_idx, val_idx, split_warning), indent=1) + "\n")
     scorer_config = config.scorer_config(data.feature_dim)
     sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
                                    config.seed, indices=train_idx,
@@ -369,7 +428,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
 
         common = dict(scorer_config=scorer_config, loss_config=config.loss,
                       train_config=config.replace(resume=False), feature_identity=data.identity,
-                      extract_config=data.extract_config)
+                      extract_config=data.extract_config, val_video_ids=val_ids)
         remaining = config.epochs - start_epoch
         progress.start(remaining, remaining * steps_per_epoch, "steps")
         try:
@@ -395,10 +454,16 @@ def _train(config: TrainConfig, progress: Progress, world: World,
 
     if history and world.is_main:
         plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
+    warnings = [split_warning] if split_warning else []
+    for message in _selection_warnings(history, best_epoch):
+        if world.is_main:
+            logger.warning("%s", message)
+        warnings.append(message)
     return TrainResult(run_dir=run_dir, best_epoch=best_epoch, best_val_auc=best_auc,
                        val_video_threshold=(history[best_epoch - 1]["val_video_threshold"]
                                             if best_epoch else None),
-                       metrics=tuple(history), device=str(device))
+                       metrics=tuple(history), device=str(device), val_video_ids=val_ids,
+                       warnings=tuple(warnings))
 
 
 def _validation_row(model: nn.Module, config: TrainConfig, data: BagDataset,

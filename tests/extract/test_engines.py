@@ -130,3 +130,22 @@ def test_auto_falls_back_to_torch_when_the_fast_engines_cannot_be_built(net, sha
     with pytest.raises(EngineError, match="cannot create the engine cache"):
         open_engine("onnxruntime" if engine_available("onnxruntime") else "openvino", net, sha,
                     CPU, cache=blocked)
+
+
+def test_engine_flag_is_checked_and_recorded(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from memtsm.cli import app
+
+    video = write_video(tmp_path / "clip", moving_frames(20))
+    result = CliRunner().invoke(app, ["extract", str(video), "--out", str(tmp_path / "bad"),
+                                      "--engine", "tensorrt"])
+    assert result.exit_code == 2 and "'tensorrt' is not one of auto, torch" in result.output
+    result = CliRunner().invoke(app, ["extract", str(video), "--out", str(tmp_path / "s"),
+                                      "--engine", "torch", "--long-side", "64", "--quiet"])
+    assert result.exit_code == 0, result.output
+    store = json.loads((tmp_path / "s" / "store.json").read_text())
+    assert store["provenance"]["engine"] == "torch"
+    assert store["provenance"]["extract_config"]["engine"] == "torch"

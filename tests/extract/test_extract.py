@@ -113,9 +113,14 @@ def test_frame_stride_and_labels_csv(video_tree, tmp_path):
     labels.write_text("video,label,class\nFighting/x,0,Normal\n")
     out = tmp_path / "features"
     result = run_cli("extract", video_tree / "Fighting", video_tree / "Assault" / "x.mp4",
-                     "--out", out, "--frame-stride", "4", "--labels", labels, *SMALL)
-    # Two inputs -> ids 'x' (the folder's video) and 'x' (the file): a clear usage error.
-    assert result.exit_code == 2 and "two inputs map to video id 'x'" in result.output
+                     "--out", tmp_path / "both", "--frame-stride", "4", "--labels", labels,
+                     *SMALL)
+    # Two inputs -> id 'x' (the folder's video) and 'x' (the file): distinct files, so both are
+    # stored, under ids that keep extension and parent folder; the labels CSV still matches.
+    assert result.exit_code == 0, result.output
+    both = FeatureStore(tmp_path / "both")
+    assert both.video_ids == ["Assault/x.mp4", "Fighting/x.mp4"]
+    assert both.entry("Fighting/x.mp4").label == 0 and both.entry("Assault/x.mp4").label == 1
     result = run_cli("extract", video_tree, "--out", out, "--frame-stride", "4",
                      "--labels", labels, *SMALL)
     assert result.exit_code == 0, result.output

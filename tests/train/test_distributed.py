@@ -22,7 +22,7 @@ NO_DROPOUT = {**TINY_SCORER, "dropout": 0.0, "mil_dropout": 0.0,
 EPOCHS = 3
 #: What both runs change from tiny_config (a strong memory regulariser: counted once, not W times).
 CHANGES = {"epochs": EPOCHS, "scorer": NO_DROPOUT, "loss": {"mem_reg_weight": 0.5}}
-RUN_FILES = {"config.yaml", "metrics.jsonl", "last.pt", "best.pt", "curves.png"}
+RUN_FILES = {"config.yaml", "split.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png"}
 
 #: Installed as sitecustomize in the workers: logs every file-system write under $AUDIT_ROOT
 #: (open for writing, mkdir, rename, remove) to $AUDIT_LOG/rank<RANK>.txt.

@@ -137,7 +137,7 @@ def memtsm_run(store, tmp_path_factory):
 
 def test_tiny_run_writes_the_run_dir_and_learns(memtsm_run):
     result, out = memtsm_run
-    for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "curves.png"):
+    for name in ("config.yaml", "split.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png"):
         assert (out / name).is_file(), name
     rows = read_jsonl(out / "metrics.jsonl")
     assert len(rows) == 8 and rows == [json.loads(json.dumps(r)) for r in result.metrics]
@@ -284,3 +284,68 @@ def test_non_finite_loss_stops_the_run(tmp_path):
     with pytest.raises(RuntimeError, match="non-finite training loss in epoch 1"):
         train(tiny_config(root, tmp_path / "run"))
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+# -- validation too small to rank ------------------------------------------------------------
+
+
+def test_tiny_validation_is_warned_about_and_recorded(tmp_path, caplog):
+    """Six videos: validation of 1 + 1 whose AUC is 0 or 1 is warned about, and audited."""
+    root = write_bags(tmp_path / "s", n_normal=2, n_anomalous=4)
+    with caplog.at_level("WARNING", logger="memtsm.train.loop"):
+        result = train(tiny_config(root, tmp_path / "run", epochs=2))
+    assert "validation holds only 1 normal and 1 anomalous video(s), fewer than 5 of each" in \
+        caplog.text and "can take only 2 values" in caplog.text
+    assert result.warnings and result.warnings[0].startswith("validation holds only 1 normal")
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    held_out = split["validation"]["normal"] + split["validation"]["anomalous"]
+    assert len(split["validation"]["normal"]) == 1 and len(split["validation"]["anomalous"]) == 1
+    trained = split["train"]["normal"] + split["train"]["anomalous"]
+    assert sorted(held_out + trained) == [f"v{i:03d}" for i in range(6)]
+    assert split["warning"] == result.warnings[0] and split["min_val_videos_per_class"] == 5
+    for name in ("best.pt", "last.pt"):
+        assert sorted(load_checkpoint(tmp_path / "run" / name).val_video_ids) == sorted(held_out)
+    assert sorted(result.val_video_ids) == sorted(held_out)
+    # the stores changed under a run (a video added): the split differs, resume refuses
+    with FeatureStoreWriter(root, IDENTITY) as writer:
+        starts = np.arange(20) * CLIP
+        writer.add(VideoRecord(video_id="v999", features=np.zeros((20, DIM), np.float32),
+                               clip_frames=np.stack([starts, starts + CLIP], axis=1), fps=30.0,
+                               num_frames=20 * CLIP, label=0, class_name="Normal"))
+    with pytest.raises(ValueError, match="validation videos differ"):
+        train(tiny_config(root, tmp_path / "run", epochs=2, resume=True))
+
+
+def test_validation_warning_threshold():
+    from memtsm.train.data import MIN_VAL_VIDEOS_PER_CLASS, validation_warning
+
+    assert MIN_VAL_VIDEOS_PER_CLASS == 5
+    assert validation_warning([0] * 5 + [1] * 5) is None
+    assert "5 normal and 4 anomalous" in validation_warning([0] * 5 + [1] * 4)
+    assert "21 values" in validation_warning([0] * 5 + [1] * 4)
+
+
+def test_saturated_or_chance_validation_auc_is_warned_about():
+    from memtsm.train.loop import _selection_warnings
+
+    rows = [{"val_auc": auc} for auc in (0.0, 0.0, 0.0)]
+    assert "no better than chance" in _selection_warnings(rows, 1)[0]
+    rows = [{"val_auc": auc} for auc in (0.5, 1.0, 1.0)]
+    assert "saturated at 1.0 in 2 of 3 epochs" in _selection_warnings(rows, 2)[0]
+    assert "undefined" in _selection_warnings([{"val_auc": None}], 1)[0]
+    assert _selection_warnings([{"val_auc": auc} for auc in (0.6, 0.9, 1.0)], 3) == []
+
+
+def test_cli_says_the_best_epoch_is_unreliable(tmp_path):
+    from typer.testing import CliRunner
+
+    from memtsm.cli import app
+
+    root = write_bags(tmp_path / "s", n_normal=2, n_anomalous=4)
+    result = CliRunner().invoke(app, [
+        "train", "-f", str(root), "-o", str(tmp_path / "run"), "--epochs", "1",
+        "--channels", "32", "--mem-size", "8", "--batch-size", "8", "--device", "cpu",
+        "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output and "validation holds only 1 normal" in result.output
+    assert "(unreliable: see the warnings above; held-out videos in split.json)" in result.output
