@@ -91,6 +91,22 @@ def main() -> None:
         print(f"{engine} vs torch descriptors: max abs diff "
               f"{(expected - got.to(expected.device)).abs().max():.2e}")
     descs = network()
+    for name in ("torch", "openvino"):
+        try:
+            half = XFeatDescriptor.from_weights(weights, spec, device, engine=name,
+                                                precision="bf16")
+        except Exception as exc:  # e.g. OpenVINO not installed or no BF16 on this CPU
+            print(f"bf16 {name} skipped: {exc}")
+            continue
+        rates[f"xfeat network ({name} bf16)"] = best_rate(lambda h=half: network(h), frames,
+                                                          args.repeats)
+        descriptor.reset()
+        half.reset()
+        vectors = torch.cat([descriptor.describe(b) for b in batches])
+        half_vectors = torch.cat([half.describe(b) for b in batches])
+        cosine = torch.nn.functional.cosine_similarity(vectors, half_vectors, dim=1)
+        print(f"bf16 {name} vs fp32 frame vectors: cosine min {cosine.min():.5f}, mean "
+              f"{cosine.mean():.5f}; max abs diff {(vectors - half_vectors).abs().max():.3f}")
 
     def pool():
         pooler = ClipPooler(spec.clip_len, descriptor.dim)

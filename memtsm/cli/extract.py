@@ -44,7 +44,8 @@ def library_defaults() -> dict[str, Any]:
     return {
         "clip_len": spec.clip_len, "frame_stride": spec.frame_stride, "layout": spec.layout,
         "long_side": spec.long_side, "decoder": config.decoder, "device": config.device,
-        "batch_size": config.batch_size, "engine": config.engine, "fps": config.frames_fps,
+        "batch_size": config.batch_size, "engine": config.engine,
+        "precision": config.precision, "fps": config.frames_fps,
         "shard_size": format_size(config.shard_bytes), "commit_every": config.commit_seconds,
         "num_shards": Described(f"torchrun's WORLD_SIZE, else {config.num_shards}"),
         "shard_index": Described(f"torchrun's RANK, else {config.shard_index}"),
@@ -53,10 +54,10 @@ def library_defaults() -> dict[str, Any]:
 
 def library_choices() -> dict[str, tuple[str, ...]]:
     """Decoders (:class:`DecoderBackend`) and pooling layouts (``LAYOUT_NAMES``)."""
-    from memtsm.extract.config import ENGINE_NAMES, LAYOUT_NAMES, DecoderBackend
+    from memtsm.extract.config import ENGINE_NAMES, LAYOUT_NAMES, PRECISIONS, DecoderBackend
 
     return {"decoder": tuple(b.value for b in DecoderBackend), "layout": LAYOUT_NAMES,
-            "engine": ENGINE_NAMES}
+            "engine": ENGINE_NAMES, "precision": PRECISIONS}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -79,6 +80,10 @@ def extract(
     batch_size: Annotated[Optional[int], typer.Option(
         help="Frames per XFeat forward pass.")] = None,
     engine: Engine = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="Arithmetic of the XFeat network. bf16 (torch autocast, or OpenVINO on CPUs with "
+        "BF16) is faster but gives other features: a store and the checkpoints trained on it "
+        "record it, and fp32 checkpoints refuse them.")] = None,
     fps: FramesFps = None,
     shard_size: Annotated[Optional[str], typer.Option(
         help="Start a new shard past this size (1GiB, 500MB, bytes).")] = None,
@@ -121,7 +126,8 @@ def extract(
         config = ExtractConfig(
             spec=FeatureSpec(clip_len=clip_len, frame_stride=frame_stride, layout=layout,
                              long_side=long_side),
-            decoder=decoder, batch_size=batch_size, engine=engine, frames_fps=fps,
+            decoder=decoder, batch_size=batch_size, engine=engine, precision=precision,
+            frames_fps=fps,
             shard_bytes=shard_size_bytes, commit_seconds=commit_every,
             xfeat_weights=str(xfeat_weights) if xfeat_weights else None,
             labels_csv=str(labels) if labels else None,

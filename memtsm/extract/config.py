@@ -28,6 +28,9 @@ from memtsm.runtime.files import atomic_write_text
 LAYOUT_NAMES = ("max128", "mean128", "pyramid640")
 #: ``--engine`` choices (:mod:`memtsm.extract.engines`); listed here so the CLI needs no torch.
 ENGINE_NAMES = ("auto", "torch", "openvino", "onnxruntime")
+#: ``--precision`` choices of the XFeat network: fp32 (every engine, identical features) or bf16
+#: (torch autocast, or OpenVINO on CPUs with BF16 instructions; different features).
+PRECISIONS = ("fp32", "bf16")
 FEATURE_DTYPES = ("float16", "float32")
 
 
@@ -114,6 +117,9 @@ class ExtractConfig:
     engine: str = "auto"
     """XFeat inference engine: ``auto`` | ``torch`` | ``openvino`` | ``onnxruntime``
     (:mod:`memtsm.extract.engines`; all give the same fp32 features)."""
+    precision: str = "fp32"
+    """Precision of the XFeat network (``--precision``): ``fp32`` or ``bf16``; bf16 features
+    are a different feature identity."""
     frames_fps: float = 30.0
     """Frame rate assumed for folders of images (``--fps``)."""
     shard_bytes: int = DEFAULT_SHARD_BYTES
@@ -144,6 +150,9 @@ class ExtractConfig:
             raise ValueError(f"--device must be auto|cpu|cuda[:N], got {self.device!r}")
         if self.engine not in ENGINE_NAMES:
             raise ValueError(f"--engine must be {'|'.join(ENGINE_NAMES)}, got {self.engine!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be {'|'.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.frames_fps <= 0:

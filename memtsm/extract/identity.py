@@ -32,7 +32,9 @@ XFEAT_EXTRACTOR = "xfeat"
 #: Fields that may differ between a checkpoint's features and the features it scores: the
 #: storage precision of stored features does not change what they mean.
 SCORING_IGNORES = ("dtype",)
-_OPTIONAL = ("extractor", "xfeat_weights_sha256")
+_OPTIONAL = ("extractor", "xfeat_weights_sha256", "network_precision")
+#: The precision of the network of every store written before ``network_precision`` existed.
+FULL_PRECISION = "fp32"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class FeatureIdentity:
         extractor: ``"xfeat"`` for features memtsm computes from video; ``None`` for imported
             ones (memtsm cannot recompute those from raw video).
         xfeat_weights_sha256: the network weights that computed them (``None`` if imported).
+        network_precision: ``None`` for fp32 (every fp32 engine gives the same features, and
+            stores written before this field existed are fp32); ``"bf16"`` otherwise, which
+            makes different features.
         extra: keys of a newer format that this version does not know; kept and compared.
     """
 
@@ -57,6 +62,7 @@ class FeatureIdentity:
     dtype: str = "float32"
     extractor: str | None = None
     xfeat_weights_sha256: str | None = None
+    network_precision: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,12 +76,18 @@ class FeatureIdentity:
     # -- the two producers ---------------------------------------------------------------------
 
     @classmethod
-    def of_extraction(cls, spec: FeatureSpec, feature_dim: int,
-                      weights_sha256: str) -> FeatureIdentity:
-        """Identity of features ``memtsm extract`` computes with ``spec`` and these weights."""
+    def of_extraction(cls, spec: FeatureSpec, feature_dim: int, weights_sha256: str,
+                      precision: str = FULL_PRECISION) -> FeatureIdentity:
+        """Identity of features computed with ``spec``, these weights and this precision."""
         return cls(feature_dim=feature_dim, layout=spec.layout, feature_spec=spec.to_dict(),
                    dtype=spec.dtype, extractor=XFEAT_EXTRACTOR,
-                   xfeat_weights_sha256=weights_sha256)
+                   xfeat_weights_sha256=weights_sha256,
+                   network_precision=None if precision == FULL_PRECISION else precision)
+
+    @property
+    def precision(self) -> str:
+        """The network precision of extracted features (``fp32`` unless recorded)."""
+        return self.network_precision or FULL_PRECISION
 
     @classmethod
     def of_import(cls, feature_name: str, normalize: str, clip_len: int,

@@ -213,13 +213,14 @@ class FeatureExtractor:
         weights = resolve_weights(config.xfeat_weights)
         self.weights_sha256 = sha256_of(weights)
         self.descriptor = XFeatDescriptor.from_weights(
-            weights, config.spec, self.device, config.engine, self.weights_sha256)
+            weights, config.spec, self.device, config.engine, self.weights_sha256,
+            precision=config.precision)
 
     @property
     def identity(self) -> FeatureIdentity:
         """Identity of the features this extractor produces."""
         return FeatureIdentity.of_extraction(self.config.spec, self.descriptor.dim,
-                                             self.weights_sha256)
+                                             self.weights_sha256, self.descriptor.engine.precision)
 
     @property
     def provenance(self) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class XFeatDescriptor:
     @classmethod
     def from_weights(cls, weights: Path, spec: FeatureSpec, device: torch.device | str,
                      engine: str = "torch", weights_sha256: str | None = None,
-                     threads: int | None = None):
+                     threads: int | None = None, precision: str = "fp32"):
         """Load the network from a verified weights file, run by ``engine`` on ``device``.
 
         The ONNX engines run on the CPU: ``device`` is then where the pooling runs (the CPU).
@@ -74,7 +74,7 @@ class XFeatDescriptor:
         device = torch.device(device)
         net = load_xfeat(weights, "cpu")  # the torch engine moves it to ``device``
         return cls(open_engine(engine, net, weights_sha256 or sha256_of(weights), device,
-                               threads), spec, device)
+                               threads, precision=precision), spec, device)
 
     @property
     def dim(self) -> int:

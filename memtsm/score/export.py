@@ -32,7 +32,7 @@ import memtsm
 from memtsm.extract.runner import FeatureExtractor
 from memtsm.extract.weights import sha256_of
 from memtsm.runtime.files import atomic_path, atomic_write_text
-from memtsm.score.stored import check_identity
+from memtsm.score.stored import IncompatibleFeaturesError, check_identity
 from memtsm.score.video import extract_config_for
 from memtsm.train.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
@@ -99,6 +99,10 @@ def export_checkpoint(checkpoint: Checkpoint | Path | str, out: Path | str,
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     config = extract_config_for(ckpt, device="cpu", xfeat_weights=xfeat_weights,
                                 engine="torch")
+    if config.precision != "fp32":
+        raise IncompatibleFeaturesError(
+            f"this checkpoint was trained on {config.precision} XFeat features; the exported "
+            "graphs are fp32, so they would compute other features (retrain on fp32 features)")
     extractor = FeatureExtractor(config)
     check_identity(ckpt.feature_identity, extractor.identity, "the XFeat weights found here")
     descriptor = extractor.descriptor

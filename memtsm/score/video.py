@@ -104,7 +104,8 @@ def extract_config_for(checkpoint: Checkpoint, decoder: str = "auto", device: st
             "which memtsm cannot compute from raw video; train on features from `memtsm extract`")
     spec = FeatureSpec.from_dict(dict(identity.feature_spec))
     return ExtractConfig(spec=spec, decoder=decoder, device=device, batch_size=batch_size,
-                         xfeat_weights=xfeat_weights, frames_fps=frames_fps, engine=engine)
+                         xfeat_weights=xfeat_weights, frames_fps=frames_fps, engine=engine,
+                         precision=identity.precision)
 
 
 def _report(record: VideoRecord, scores, recon, threshold: float) -> VideoScoreReport:

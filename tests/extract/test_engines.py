@@ -149,3 +149,51 @@ def test_engine_flag_is_checked_and_recorded(tmp_path):
     store = json.loads((tmp_path / "s" / "store.json").read_text())
     assert store["provenance"]["engine"] == "torch"
     assert store["provenance"]["extract_config"]["engine"] == "torch"
+
+
+def _bf16_capable_openvino():
+    if not engine_available("openvino"):
+        return False
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.mark.parametrize("engine", ["torch", pytest.param("openvino", marks=pytest.mark.skipif(
+    not _bf16_capable_openvino(), reason="OpenVINO without BF16 on this CPU"))])
+def test_bf16_is_close_to_fp32_but_another_identity(engine, net, sha, real_frames, tmp_path):
+    spec = FeatureSpec()
+    exact = XFeatDescriptor(net, spec, CPU)
+    half = XFeatDescriptor(open_engine(engine, net, sha, CPU, cache=tmp_path,
+                                       precision="bf16"), spec, CPU)
+    expected, got = exact.describe(real_frames), half.describe(real_frames)
+    cosine = torch.nn.functional.cosine_similarity(got, expected, dim=1)
+    assert cosine.min() > 0.99  # close ...
+    assert (got - expected).abs().max() > 1e-4  # ... but not the same numbers
+    assert half.engine.precision == "bf16"
+    from memtsm.extract.identity import FeatureIdentity
+
+    fp32 = FeatureIdentity.of_extraction(spec, exact.dim, sha)
+    bf16 = FeatureIdentity.of_extraction(spec, exact.dim, sha, "bf16")
+    assert "network_precision" not in fp32.to_dict()  # as every store written before
+    assert fp32.diff(bf16) == {"network_precision": (None, "bf16")}
+
+
+def test_precision_rules(net, sha, tmp_path):
+    with pytest.raises(EngineError, match="onnxruntime runs fp32 only"):
+        open_engine("onnxruntime", net, sha, CPU, cache=tmp_path, precision="bf16")
+    with pytest.raises(EngineError, match="--precision must be"):
+        open_engine("torch", net, sha, CPU, precision="int4")
+    assert open_engine("auto", net, sha, CPU, cache=tmp_path,
+                       precision="bf16").name in ("openvino", "torch")
+
+
+def test_fp32_checkpoint_refuses_bf16_features(tmp_path):
+    from memtsm.extract.identity import FeatureIdentity
+    from memtsm.score.stored import IncompatibleFeaturesError, check_identity
+
+    spec = FeatureSpec()
+    fp32 = FeatureIdentity.of_extraction(spec, 128, "a" * 64)
+    with pytest.raises(IncompatibleFeaturesError, match="network_precision"):
+        check_identity(fp32, FeatureIdentity.of_extraction(spec, 128, "a" * 64, "bf16"))
+    check_identity(fp32, FeatureIdentity.of_extraction(spec, 128, "a" * 64))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from memtsm.extract.config import PRECISIONS
 from memtsm.extract.engines.base import ENGINE_NAMES, EngineError, XFeatEngine
 
 __all__ = ["ENGINE_NAMES", "EngineError", "XFeatEngine", "engine_available", "open_engine",
@@ -61,7 +62,8 @@ def resolve_engine(name: str, device: torch.device) -> str:
 
 
 def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: torch.device,
-                threads: int | None = None, cache: Path | None = None) -> XFeatEngine:
+                threads: int | None = None, cache: Path | None = None,
+                precision: str = "fp32") -> XFeatEngine:
     """The engine ``name`` running ``net``'s weights on ``device``.
 
     ``auto`` tries the installed engines fastest first and falls back (with a warning naming
@@ -74,43 +76,50 @@ def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: to
         device: where the descriptors are computed.
         threads: CPU threads of the engine (``None``: torch's current setting).
         cache: folder of exported graphs (default: memtsm's cache folder).
+        precision: ``fp32`` or ``bf16`` (torch and OpenVINO; ONNX Runtime is fp32 only).
 
     Raises:
         EngineError: see :func:`resolve_engine`; or the engine failed to build.
     """
+    if precision not in PRECISIONS:
+        raise EngineError(f"--precision must be {'|'.join(PRECISIONS)}, got {precision!r}")
     threads = threads or torch.get_num_threads()
     if name == "auto" and device.type == "cpu":
-        candidates = [n for n in CPU_PREFERENCE if engine_available(n)]
+        candidates = [n for n in CPU_PREFERENCE if engine_available(n)
+                      and (precision == "fp32" or n != "onnxruntime")]
     else:
         candidates = [resolve_engine(name, device)]
     for candidate in candidates:
         try:
-            engine = _build(candidate, net, weights_sha256, device, threads, cache)
+            engine = _build(candidate, net, weights_sha256, device, threads, cache, precision)
         except EngineError as exc:
             if name != "auto" or candidate == candidates[-1]:
                 raise
             logger.warning("XFeat engine %s does not work here, trying the next: %s",
                            candidate, exc)
             continue
-        logger.info("XFeat engine: %s %s%s on %s, fp32, %d threads", engine.name,
-                    engine.version, " (auto)" if name == "auto" else "", device, threads)
+        logger.info("XFeat engine: %s %s%s on %s, %s, %d threads", engine.name,
+                    engine.version, " (auto)" if name == "auto" else "", device, precision,
+                    threads)
         return engine
     raise AssertionError("unreachable: torch is always a candidate")
 
 
 def _build(name: str, net: torch.nn.Module, weights_sha256: str, device: torch.device,
-           threads: int, cache: Path | None) -> XFeatEngine:
+           threads: int, cache: Path | None, precision: str) -> XFeatEngine:
+    if name == "onnxruntime" and precision != "fp32":
+        raise EngineError(f"--engine onnxruntime runs fp32 only, not --precision {precision}")
     if name == "torch":
         from memtsm.extract.engines.torch_engine import TorchEngine
 
-        return TorchEngine(net.to(device), device)
+        return TorchEngine(net.to(device), device, precision)
     from memtsm.extract.engines.graph import exported_graph
 
     graph = exported_graph(net, weights_sha256, cache)
     if name == "openvino":
         from memtsm.extract.engines.openvino_engine import OpenVINOEngine
 
-        return OpenVINOEngine(graph, threads)
+        return OpenVINOEngine(graph, threads, precision)
     from memtsm.extract.engines.onnxruntime_engine import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(graph, threads)

@@ -22,6 +22,8 @@ class XFeatEngine(Protocol):
     """``torch`` | ``openvino`` | ``onnxruntime``."""
     version: str
     """The engine package's version (recorded in provenance)."""
+    precision: str
+    """``fp32`` | ``bf16``: the arithmetic of the network (bf16 gives other features)."""
 
     def descriptors(self, images: torch.Tensor) -> torch.Tensor:
         """Raw (unnormalised) dense descriptors of a batch of grey images.

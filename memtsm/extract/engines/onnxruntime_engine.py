@@ -13,6 +13,7 @@ class OnnxRuntimeEngine:
     """ONNX Runtime, fp32, ``threads`` intra-op threads, one inter-op thread."""
 
     name = "onnxruntime"
+    precision = "fp32"
 
     def __init__(self, graph: Path, threads: int) -> None:
         import onnxruntime
