@@ -45,8 +45,6 @@ PASSIVE_WAIT_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 #: ``reserve`` is subtracted only from this many CPUs up (see :func:`choose_threads`).
 RESERVE_FROM_CPUS = 4
 
-_logged: tuple[int, str] | None = None
-
 
 def prepare_openmp(environ: os._Environ | dict[str, str] | None = None) -> bool:
     """Ask for passive OpenMP waiting, unless the user set the variables; call before torch.
@@ -127,10 +125,9 @@ def configure_threads(threads: int | None = None, reserve: int = 0) -> int:
 
     Calls :func:`prepare_openmp` first (effective only if torch is not imported yet), then
     ``torch.set_num_threads`` and, if torch's inter-op pool has not started,
-    ``torch.set_num_interop_threads``. Logs ``using N CPU threads (reason)`` at INFO, once per
-    distinct choice.
+    ``torch.set_num_interop_threads``. Logs ``using N CPU threads (reason)`` at INFO (each
+    command calls it once).
     """
-    global _logged
     count, reason = choose_threads(threads, reserve)
     prepare_openmp()
     import torch
@@ -140,7 +137,5 @@ def configure_threads(threads: int | None = None, reserve: int = 0) -> int:
         torch.set_num_interop_threads(count)
     except RuntimeError:  # only possible before the inter-op pool starts (once per process)
         pass
-    if _logged != (count, reason):
-        logger.info("using %d CPU threads (%s)", count, reason)
-        _logged = (count, reason)
+    logger.info("using %d CPU threads (%s)", count, reason)
     return count

@@ -27,7 +27,6 @@ def _restore_torch_threads(monkeypatch):
     previous = torch.get_num_threads()
     for name in _KNOBS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(threads, "_logged", None)
     yield
     torch.set_num_threads(previous)
 
@@ -101,9 +100,8 @@ def test_reserve_is_not_taken_from_few_cpus(monkeypatch):
                                                           f"{cpus} CPUs available to this process")
 
 
-def test_the_choice_is_logged_once(caplog):
+def test_the_choice_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="memtsm.runtime.threads"):
-        configure_threads(1)
         configure_threads(1)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["using 1 CPU threads (--threads)"]
