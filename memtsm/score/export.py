@@ -106,7 +106,7 @@ def export_checkpoint(checkpoint: Checkpoint | Path | str, out: Path | str,
     extractor = FeatureExtractor(config)
     check_identity(ckpt.feature_identity, extractor.identity, "the XFeat weights found here")
     descriptor = extractor.descriptor
-    net = descriptor.engine.net.to(memory_format=torch.contiguous_format)
+    net = descriptor.engine.net
     model = build_model_from_checkpoint(ckpt, torch.device("cpu")).eval()
     out.mkdir(parents=True, exist_ok=True)
     grid = (1, 64, 8, 12)
@@ -144,7 +144,6 @@ def export_checkpoint(checkpoint: Checkpoint | Path | str, out: Path | str,
         "files": {name: sha256_of(out / name) for name in names},
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    net.to(memory_format=torch.channels_last)
     return ExportResult(out=out, files=manifest["files"])
 
 
