@@ -9,7 +9,6 @@ from _videos import moving_frames, write_video
 from typer.testing import CliRunner
 
 from memtsm.cli import app
-from memtsm.runtime import threads
 
 COMPUTING = ("extract", "import-features", "train", "sweep", "evaluate", "score", "demo")
 
@@ -19,7 +18,6 @@ def _restore_torch_threads(monkeypatch):
     previous = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-    monkeypatch.setattr(threads, "_logged", None)
     yield
     torch.set_num_threads(previous)
 
