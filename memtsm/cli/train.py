@@ -33,23 +33,38 @@ from memtsm.cli.options import (
 SCORER_OPTIONS = ("n_div", "mem_size", "channels", "num_blocks")
 
 
+def _recipe_values(name: str) -> Described:
+    """``the model's recipe: memtsm 0.0001, mil-mlp 0.01, rtfm 0.001`` for a recipe field."""
+    from memtsm.train.recipes import RECIPES
+
+    def shown(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    values = ", ".join(f"{model} {shown(getattr(recipe, name))}"
+                       for model, recipe in RECIPES.items())
+    return Described(f"the model's recipe: {values}")
+
+
 def library_defaults() -> dict[str, Any]:
     """The defaults of :class:`TrainConfig` and its :class:`ScorerOptions`, by option name."""
-    from memtsm.train.config import ScorerOptions, TrainConfig
+    from memtsm.train.config import RECIPE_FIELDS, ScorerOptions, TrainConfig
 
     train, scorer = field_defaults(TrainConfig), field_defaults(ScorerOptions)
-    defaults = {name: train[name] for name in (
-        "model", "epochs", "batch_size", "lr", "weight_decay", "grad_clip", "seed", "device",
-        "val_fraction", "num_segments")}
-    defaults["steps_per_epoch"] = Described("one pass over the larger class")
+    defaults: dict[str, Any] = {name: train[name] for name in (
+        "model", "epochs", "seed", "device", "val_fraction", "num_segments", "tie_break")}
+    defaults.update({name: _recipe_values(name) for name in RECIPE_FIELDS + ("batch_size",)})
+    defaults["steps"] = Described("the model's recipe for the data size")
+    defaults["steps_per_epoch"] = Described("steps / epochs")
     return {**defaults, **{name: scorer[name] for name in SCORER_OPTIONS}}
 
 
 def library_choices() -> dict[str, tuple[str, ...]]:
-    """``MODEL_NAMES`` of :mod:`memtsm.train.config`."""
-    from memtsm.train.config import MODEL_NAMES
+    """Models, optimisers, schedules and tie-breaks of :mod:`memtsm.train`."""
+    from memtsm.train.config import MODEL_NAMES, TIE_BREAKS
+    from memtsm.train.recipes import OPTIMIZER_NAMES, SCHEDULE_NAMES
 
-    return {"model": MODEL_NAMES}
+    return {"model": MODEL_NAMES, "optimizer": OPTIMIZER_NAMES, "schedule": SCHEDULE_NAMES,
+            "tie_break": TIE_BREAKS}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -61,15 +76,23 @@ def train(
     out: RunOut,
     config: TrainYaml = None,
     model: Annotated[Optional[str], typer.Option(
-        help="Scorer: MemTSM, or the MIL-MLP baseline of Sultani et al.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+        help="Scorer: MemTSM, or the baselines of Sultani et al. (mil-mlp) and Tian et al. "
+        "(rtfm), each with its published recipe.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Validation rounds the steps are split into (each may become best.pt).")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        metavar="N", help="Optimiser steps in all.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        help="Bags per batch, half normal and half anomalous (under torchrun: the global "
-        "batch).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak AdamW learning rate.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay.")] = None,
+        metavar="N", help="Bags per batch, half normal and half anomalous (under torchrun: the "
+        "global batch).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="Optimiser.")] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        help="Learning rate (peak of the cosine schedule).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(
+        metavar="WD", help="Weight decay of the matrices (decoupled for AdamW).")] = None,
     grad_clip: Annotated[Optional[float], typer.Option(
-        help="Gradient-norm clip (0: none).")] = None,
+        metavar="NORM", help="Gradient-norm clip (0: none).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="Learning-rate schedule.")] = None,
     seed: Annotated[Optional[int], typer.Option(
         help="Seed of the split, the sampler and the weights.")] = None,
     device: Device = None,
@@ -79,7 +102,9 @@ def train(
     num_segments: Annotated[Optional[int], typer.Option(
         help="Segments per training bag.")] = None,
     steps_per_epoch: Annotated[Optional[int], typer.Option(
-        metavar="N", help="Batches per epoch; raise it for tiny data sets.")] = None,
+        metavar="N", help="Batches per epoch, instead of --steps.")] = None,
+    tie_break: Annotated[Optional[str], typer.Option(
+        help="Which epoch of those with the best validation AUC is kept.")] = None,
     n_div: Annotated[Optional[int], typer.Option(
         help="TSM shift: 1/n_div of the channels each way.")] = None,
     mem_size: Annotated[Optional[int], typer.Option(help="Memory slots.")] = None,
@@ -91,7 +116,7 @@ def train(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train the MemTSM scorer (or the MIL baseline) with video-level labels.
+    """Train the MemTSM scorer (or a baseline) with video-level labels.
 
     Under torchrun -m memtsm train, the processes train one model (--batch-size: global batch).
     """

@@ -1,4 +1,4 @@
-"""Per-segment anomaly scorers (MemTSM and the MIL-MLP baseline) and their losses.
+"""Per-segment anomaly scorers (MemTSM and the MIL-MLP and RTFM baselines) and their losses.
 
 Depends only on ``torch`` and the standard library. Inputs are segment features ``[B, T, D]``
 with an optional padding mask ``[B, T]`` (True = valid); every scorer returns a
@@ -16,6 +16,7 @@ from .losses import (
     memtsm_loss,
     mil_loss,
     mil_ranking_hinge,
+    rtfm_loss,
     sparsity_loss,
     sultani_ranking_loss,
     temporal_smoothness_loss,
@@ -24,6 +25,7 @@ from .losses import (
 from .memory import MemoryBank, MemoryRead
 from .mil import MILScorer
 from .outputs import ScorerOutput
+from .rtfm import RTFMScorer
 from .scorer import MemTSMScorer, TemporalBlock
 from .se import SqueezeExcite, masked_global_average, masked_moving_average
 from .tsm import TemporalShift, temporal_shift
@@ -35,6 +37,7 @@ __all__ = [
     "MemTSMScorer",
     "MemoryBank",
     "MemoryRead",
+    "RTFMScorer",
     "ScorerConfig",
     "ScorerOutput",
     "SqueezeExcite",
@@ -48,6 +51,7 @@ __all__ = [
     "memtsm_loss",
     "mil_loss",
     "mil_ranking_hinge",
+    "rtfm_loss",
     "sparsity_loss",
     "sultani_ranking_loss",
     "temporal_shift",

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from memtsm.runtime.configs import config_from_dict
 
 #: Scorer kinds understood by :func:`memtsm.model.build_scorer`.
-SCORER_KINDS = ("memtsm", "mil-mlp")
+SCORER_KINDS = ("memtsm", "mil-mlp", "rtfm")
 
 #: Width of the temporal trunk (after the input projection).
 DEFAULT_CHANNELS = 512
@@ -50,6 +50,15 @@ DEFAULT_HEAD_HIDDEN = 128
 DEFAULT_MIL_HIDDEN = (512, 32)
 #: Dropout of the baseline MLP (60 %, as in Sultani et al.).
 DEFAULT_MIL_DROPOUT = 0.6
+#: Sultani et al.'s released model has no activation after its 32-wide layer (Keras ``Dense(32)``).
+DEFAULT_MIL_LINEAR_SECOND = True
+#: Width of RTFM's multi-scale temporal network (its features are 2,048-d I3D: C = 2048 there;
+#: here every input is first projected to C, so the network has one size whatever the features).
+DEFAULT_RTFM_CHANNELS = 512
+#: Hidden widths of RTFM's snippet classifier ``C -> 512 -> 128 -> 1``.
+DEFAULT_RTFM_HIDDEN = (512, 128)
+#: Dropout of RTFM's snippet classifier (70 %, as in Tian et al.).
+DEFAULT_RTFM_DROPOUT = 0.7
 
 #: Focal-loss weight of the positive (anomalous) class.
 DEFAULT_FOCAL_ALPHA = 0.85
@@ -64,6 +73,14 @@ DEFAULT_TOPK = 3
 #: Temporal smoothness / sparsity weights of Sultani et al. (lambda_1 = lambda_2 = 8e-5).
 SULTANI_SMOOTHNESS = 8e-5
 SULTANI_SPARSITY = 8e-5
+#: RTFM's feature-magnitude margin m and its smoothness / sparsity weights (Tian et al.).
+RTFM_MARGIN = 100.0
+RTFM_SMOOTHNESS = 8e-4
+RTFM_SPARSITY = 8e-4
+#: Weight of RTFM's magnitude hinge. The paper's equation adds it unweighted; its released code
+#: weights a squared form by 1e-4, whose gradient at the start (magnitudes ~0) is 2 * 1e-4 * m =
+#: 0.02 per unit of magnitude. The hinge here gets that same initial gradient.
+RTFM_SEPARABILITY_WEIGHT = 2e-4 * RTFM_MARGIN
 
 
 def _is_int(value: object) -> bool:
@@ -136,10 +153,19 @@ class ScorerOptions:
     """Hidden widths of the baseline MLP."""
     mil_dropout: float = DEFAULT_MIL_DROPOUT
     """Dropout of the baseline MLP, in ``[0, 1)``."""
+    mil_linear_second: bool = DEFAULT_MIL_LINEAR_SECOND
+    """No ReLU after the baseline MLP's second layer (Sultani et al.'s released model)."""
+    rtfm_channels: int = DEFAULT_RTFM_CHANNELS
+    """C of RTFM's multi-scale temporal network (a multiple of 8)."""
+    rtfm_hidden: tuple[int, int] = DEFAULT_RTFM_HIDDEN
+    """Hidden widths of RTFM's snippet classifier."""
+    rtfm_dropout: float = DEFAULT_RTFM_DROPOUT
+    """Dropout of RTFM's snippet classifier, in ``[0, 1)``."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.mil_hidden, list):
-            object.__setattr__(self, "mil_hidden", tuple(self.mil_hidden))
+        for name in ("mil_hidden", "rtfm_hidden"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         _require_int("n_div", self.n_div, 2)
         _require_int("channels", self.channels, self.n_div)
         _require_int("num_blocks", self.num_blocks, 1)
@@ -151,14 +177,21 @@ class ScorerOptions:
             raise ValueError(f"mem_temperature must be > 0, got {self.mem_temperature!r}")
         _require_unit_interval("dropout", self.dropout, closed_right=False)
         _require_int("head_hidden", self.head_hidden, 1)
-        hidden = self.mil_hidden
-        if (
-            not isinstance(hidden, tuple)
-            or len(hidden) != 2
-            or not all(_is_int(h) and h >= 1 for h in hidden)
-        ):
-            raise ValueError(f"mil_hidden must be a tuple of two ints >= 1, got {hidden!r}")
+        for name in ("mil_hidden", "rtfm_hidden"):
+            hidden = getattr(self, name)
+            if (
+                not isinstance(hidden, tuple)
+                or len(hidden) != 2
+                or not all(_is_int(h) and h >= 1 for h in hidden)
+            ):
+                raise ValueError(f"{name} must be a tuple of two ints >= 1, got {hidden!r}")
         _require_unit_interval("mil_dropout", self.mil_dropout, closed_right=False)
+        if not isinstance(self.mil_linear_second, bool):
+            raise ValueError(f"mil_linear_second must be a bool, got {self.mil_linear_second!r}")
+        _require_int("rtfm_channels", self.rtfm_channels, 8)
+        if self.rtfm_channels % 8:
+            raise ValueError(f"rtfm_channels must be a multiple of 8, got {self.rtfm_channels!r}")
+        _require_unit_interval("rtfm_dropout", self.rtfm_dropout, closed_right=False)
 
     def options(self) -> dict[str, Any]:
         """The :class:`ScorerOptions` fields with their Python types (tuples kept)."""
@@ -176,6 +209,7 @@ class ScorerOptions:
         """Return a JSON-able dict (tuples become lists)."""
         data = dataclasses.asdict(self)
         data["mil_hidden"] = list(self.mil_hidden)
+        data["rtfm_hidden"] = list(self.rtfm_hidden)
         return data
 
     @classmethod
@@ -194,7 +228,7 @@ class ScorerOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class ScorerConfig(ScorerOptions):
-    """Architecture of a per-segment anomaly scorer (MemTSM or the MIL-MLP baseline).
+    """Architecture of a per-segment anomaly scorer (MemTSM or one of the baselines).
 
     The :class:`ScorerOptions` plus the input width and the kind; ``feature_dim`` is the only
     required field (all fields are keyword-only).
@@ -206,7 +240,7 @@ class ScorerConfig(ScorerOptions):
     feature_dim: int
     """D: width of the input clip features ``[B, T, D]``."""
     kind: str = "memtsm"
-    """Which scorer to build: ``"memtsm"`` or ``"mil-mlp"`` (Sultani et al. baseline)."""
+    """Which scorer to build: ``"memtsm"``, ``"mil-mlp"`` (Sultani et al.) or ``"rtfm"``."""
 
     _ERROR_NAME: ClassVar[str] = "ScorerConfig"
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from .config import ScorerConfig
 from .mil import MILScorer
+from .rtfm import RTFMScorer
 from .scorer import MemTSMScorer
 
 
@@ -14,7 +15,7 @@ def build_scorer(config: ScorerConfig) -> nn.Module:
 
     Args:
         config: Architecture; ``"memtsm"`` gives :class:`MemTSMScorer`, ``"mil-mlp"`` gives
-            :class:`MILScorer`.
+            :class:`MILScorer`, ``"rtfm"`` gives :class:`RTFMScorer`.
 
     Returns:
         A freshly initialised module (parameters drawn from torch's global RNG).
@@ -26,4 +27,6 @@ def build_scorer(config: ScorerConfig) -> nn.Module:
         raise ValueError(f"config must be a ScorerConfig, got {type(config).__name__}")
     if config.kind == "memtsm":
         return MemTSMScorer(config)
+    if config.kind == "rtfm":
+        return RTFMScorer(config)
     return MILScorer(config)  # kind is validated by ScorerConfig.__post_init__

@@ -17,6 +17,10 @@ The reconstruction term is restricted to normal videos because only their segmen
 be normal under weak (video-level) labels; an anomalous video's normal-looking segments are not
 identifiable, and its anomalous ones must stay *badly* reconstructed.
 
+RTFM objective (:func:`rtfm_loss`, Tian et al., ICCV 2021): a feature-magnitude hinge between
+the top-k snippets of anomalous and normal videos, cross-entropy on the mean score of those
+snippets, smoothness and sparsity (see the function).
+
 MIL baseline objective (:func:`mil_loss`, Sultani et al., CVPR 2018)::
 
     ranking    = mean over (anomalous a, normal n) pairs of max(0, 1 - max_t s_a + max_t s_n)
@@ -37,6 +41,10 @@ from .config import (
     DEFAULT_FOCAL_ALPHA,
     DEFAULT_FOCAL_GAMMA,
     DEFAULT_TOPK,
+    RTFM_MARGIN,
+    RTFM_SEPARABILITY_WEIGHT,
+    RTFM_SMOOTHNESS,
+    RTFM_SPARSITY,
     SULTANI_SMOOTHNESS,
     SULTANI_SPARSITY,
     LossConfig,
@@ -65,6 +73,8 @@ class LossTerms(NamedTuple):
         ranking: MIL hinge ranking loss.
         smoothness: Temporal smoothness of anomalous-video scores.
         sparsity: Sparsity of anomalous-video scores.
+        classification: RTFM's cross-entropy on the video scores of its top-magnitude snippets.
+        separability: RTFM's feature-magnitude hinge between anomalous and normal videos.
     """
 
     total: Tensor
@@ -74,6 +84,8 @@ class LossTerms(NamedTuple):
     ranking: Tensor
     smoothness: Tensor
     sparsity: Tensor
+    classification: Tensor
+    separability: Tensor
 
 
 def _valid(scores: Tensor, mask: Tensor | None) -> Tensor:
@@ -351,14 +363,17 @@ def memtsm_loss(
         + cfg.smoothness_weight * smoothness
         + cfg.sparsity_weight * sparsity
     )
+    zero = scores.new_zeros(())
     terms = LossTerms(
         total=total,
         focal=focal,
         reconstruction=recon,
         memory_reg=reg,
-        ranking=scores.new_zeros(()),
+        ranking=zero,
         smoothness=smoothness,
         sparsity=sparsity,
+        classification=zero,
+        separability=zero,
     )
     return total, terms
 
@@ -405,5 +420,74 @@ def mil_loss(
         ranking=ranking,
         smoothness=smoothness,
         sparsity=sparsity,
+        classification=zero,
+        separability=zero,
     )
+    return total, terms
+
+
+def rtfm_loss(
+    output: ScorerOutput,
+    mask: Tensor | None,
+    labels: Tensor,
+    k: int = DEFAULT_TOPK,
+    margin: float = RTFM_MARGIN,
+    separability_weight: float = RTFM_SEPARABILITY_WEIGHT,
+    smooth: float = RTFM_SMOOTHNESS,
+    sparse: float = RTFM_SPARSITY,
+) -> tuple[Tensor, LossTerms]:
+    """RTFM objective (Tian et al., ICCV 2021), written from the paper's equations.
+
+    With ``m_t = ||embedding_t||_2`` the feature magnitude of snippet t and ``Omega_k(b)`` the
+    ``k`` valid snippets of video b with the largest magnitudes::
+
+        d_b            = mean_{t in Omega_k(b)} m_t        top-k mean feature magnitude
+        separability   = mean over (a, n) pairs of max(0, margin - d_a + d_n)
+        theta_b        = mean_{t in Omega_k(b)} s_t        video score from those snippets
+        classification = mean_b BCE(theta_b, y_b)
+        total = classification + separability_weight * separability
+                + smooth * smoothness + sparse * sparsity  (anomalous videos' scores)
+
+    ``output.embedding`` may be ``[B, T, 1]`` holding the magnitudes themselves (what a
+    distributed run gathers): the norm of a non-negative 1-vector is its value.
+
+    Returns:
+        ``(total, terms)``; ``focal``, ``reconstruction``, ``memory_reg`` and ``ranking`` are 0.
+
+    Shape:
+        - output.scores: ``[B, T]``; output.embedding: ``[B, T, C]``
+        - mask: ``[B, T]`` (bool)
+        - labels: ``[B]``
+        - total: ``[]``
+
+    Raises:
+        ValueError: On wrong shapes or ``k < 1``.
+    """
+    scores = output.scores
+    valid = _valid(scores, mask)
+    anomalous = _anomalous(labels, scores.shape[0])
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    magnitude = output.embedding.norm(dim=-1)  # [B, T]
+    k_max = min(k, scores.shape[1])
+    top = magnitude.masked_fill(~valid, float("-inf")).topk(k_max, dim=1).indices  # [B, k]
+    keep = (torch.arange(k_max, device=scores.device)
+            < valid.sum(dim=1).clamp(min=1, max=k).unsqueeze(1))  # [B, k]
+    count = keep.sum(dim=1).to(scores.dtype)
+    zeros = torch.zeros_like(scores[:, :k_max])
+    top_magnitude = torch.where(keep, magnitude.gather(1, top), zeros).sum(dim=1) / count
+    theta = torch.where(keep, scores.gather(1, top), zeros).sum(dim=1) / count
+    hinge = torch.relu(margin - top_magnitude.unsqueeze(1) + top_magnitude.unsqueeze(0))
+    separability = _mean_over(hinge, anomalous.unsqueeze(1) & ~anomalous.unsqueeze(0))
+    target = anomalous.to(scores.dtype)
+    theta = theta.clamp(PROB_EPS, 1.0 - PROB_EPS)
+    classification = -(target * theta.log() + (1.0 - target) * (1.0 - theta).log()).mean()
+    smoothness = temporal_smoothness_loss(scores, mask, labels)
+    sparsity = sparsity_loss(scores, mask, labels)
+    total = (classification + separability_weight * separability + smooth * smoothness
+             + sparse * sparsity)
+    zero = scores.new_zeros(())
+    terms = LossTerms(total=total, focal=zero, reconstruction=zero, memory_reg=zero,
+                      ranking=zero, smoothness=smoothness, sparsity=sparsity,
+                      classification=classification, separability=separability)
     return total, terms

@@ -2,9 +2,12 @@
 
 From Sultani, Chen and Shah, "Real-world Anomaly Detection in Surveillance Videos", CVPR 2018.
 
-``D -> 512 -> 32 -> 1`` with ReLU after each hidden layer, 60 % dropout between layers and a
-sigmoid on the output (widths and rate from :class:`ScorerConfig`). It is trained with
-:func:`memtsm.model.mil_loss` (hinge ranking + smoothness + sparsity).
+``D -> 512 -> 32 -> 1`` as in the authors' released Keras model: ReLU after the first layer, none
+after the second (``mil_linear_second``; memtsm before 0.2 had a ReLU there), 60 % dropout after
+each hidden layer, a sigmoid on the output, Glorot-normal weights and zero biases (Keras'
+``glorot_normal``). Widths and rate come from :class:`ScorerConfig`. It is trained with
+:func:`memtsm.model.mil_loss` (hinge ranking + smoothness + sparsity) and the recipe in
+:mod:`memtsm.train.recipes` (Adagrad, 30 + 30 bags, L2 on the kernels).
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ class MILScorer(nn.Module):
             nn.ReLU(),
             nn.Dropout(config.mil_dropout),
             nn.Linear(hidden1, hidden2),
-            nn.ReLU(),
+            nn.Identity() if config.mil_linear_second else nn.ReLU(),
             nn.Dropout(config.mil_dropout),
         )
         self.head = nn.Linear(hidden2, 1)
+        for layer in (self.body[0], self.body[3], self.head):
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def regularizer(self) -> Tensor:
         """Return 0 (no memory), so training code can treat both scorers alike.

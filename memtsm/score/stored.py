@@ -107,7 +107,8 @@ def score_features(
         segments: ``None``: score every clip (default). ``S``: resample to ``S`` segments as in
             training, score them, and give each clip its segment's score.
         window: Score at most this many steps (clips or segments) per forward pass, each with
-            ``model.receptive_field`` steps of context on both sides; ``None``: one pass.
+            ``model.receptive_field`` steps of context on both sides; ``None``: one pass
+            (always one pass for a scorer whose ``receptive_field`` is ``None``).
 
     Returns:
         :class:`ScoreResult` with one value per clip (``[T]``).
@@ -131,7 +132,9 @@ def score_features(
     model.eval()
     try:
         length = x.shape[0]
-        if window is None or window >= length:
+        # receptive_field None: the scorer sees the whole video (RTFM's attention), no window.
+        unbounded = getattr(model, "receptive_field", 0) is None
+        if window is None or window >= length or unbounded:
             scores, recon = _run(model, x)
         else:
             context = int(getattr(model, "receptive_field", 0))

@@ -57,7 +57,8 @@ from memtsm.train.config import TrainConfig
 
 CHECKPOINT_FORMAT = "memtsm-scorer"
 #: 2: ``threshold`` renamed ``val_video_threshold`` (version 1 files are still read).
-CHECKPOINT_VERSION = 2
+#: 3: ``scorer_config.mil_linear_second`` (MIL-MLP files of versions 1-2 have a ReLU there).
+CHECKPOINT_VERSION = 3
 
 
 class CheckpointError(ValueError):
@@ -178,7 +179,9 @@ class Checkpoint:
                     isinstance(v, str) for v in val_ids)):
                 raise ValueError("val_video_ids must be a list of video ids")
             return cls(
-                scorer_config=ScorerConfig.from_dict(data["scorer_config"]),
+                scorer_config=ScorerConfig.from_dict(
+                    {"mil_linear_second": False, **data["scorer_config"]} if version < 3
+                    else data["scorer_config"]),
                 state_dict=state_dict,
                 feature_identity=FeatureIdentity.from_dict(data["feature_identity"]),
                 loss_config=LossConfig.from_dict(data.get("loss_config") or {}),

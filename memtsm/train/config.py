@@ -29,23 +29,28 @@ from typing import Any
 from memtsm.model.config import SCORER_KINDS, LossConfig, ScorerConfig, ScorerOptions
 from memtsm.runtime.configs import config_from_dict
 from memtsm.runtime.files import atomic_write_text
+from memtsm.train.recipes import (
+    OPTIMIZER_NAMES,
+    RECIPES,
+    SCHEDULE_NAMES,
+    fitted_batch_size,
+    plan_steps,
+)
 
 #: Models ``memtsm train --model`` accepts (the scorer kinds of :mod:`memtsm.model`).
 MODEL_NAMES = SCORER_KINDS
-#: Number of training epochs.
+#: Validation rounds: the run's optimiser steps are split over this many epochs, each ending with
+#: a validation (a checkpoint candidate).
 DEFAULT_EPOCHS = 20
-#: Bags per batch: half normal, half anomalous (8 + 8, as in RTFM / Sultani et al.).
-DEFAULT_BATCH_SIZE = 16
-#: AdamW learning rate (peak of the cosine schedule).
-DEFAULT_LR = 1e-4
-#: AdamW decoupled weight decay.
-DEFAULT_WEIGHT_DECAY = 0.1
-#: Max global L2 norm of the gradients (``clip_grad_norm_``).
-DEFAULT_GRAD_CLIP = 1.0
 #: Fraction of each class held out for validation (model selection and the threshold).
 DEFAULT_VAL_FRACTION = 0.2
 #: Segments every training bag is resampled to (the 32 of Sultani et al.).
 DEFAULT_NUM_SEGMENTS = 32
+#: How epochs with the same validation ROC-AUC are told apart (see :mod:`memtsm.train.loop`).
+TIE_BREAKS = ("latest", "val-loss")
+DEFAULT_TIE_BREAK = "latest"
+#: Fields a model's :class:`~memtsm.train.recipes.Recipe` fills when left at ``None``.
+RECIPE_FIELDS = ("optimizer", "lr", "weight_decay", "grad_clip", "schedule")
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 _PATH_FIELDS = ("features", "out")
@@ -86,17 +91,26 @@ class TrainConfig:
     out: str
     """Run directory: config.yaml, metrics.jsonl, last.pt, best.pt, curves.png."""
     model: str = "memtsm"
-    """Scorer: ``"memtsm"`` or ``"mil-mlp"`` (Sultani et al. baseline, trained with MIL ranking)."""
+    """Scorer: ``"memtsm"``, ``"mil-mlp"`` (Sultani et al.) or ``"rtfm"`` (Tian et al.)."""
     epochs: int = DEFAULT_EPOCHS
-    """Training epochs (an epoch is defined by the balanced sampler, see memtsm.train.data)."""
-    batch_size: int = DEFAULT_BATCH_SIZE
-    """Bags per batch, even: ``batch_size // 2`` normal + ``batch_size // 2`` anomalous."""
-    lr: float = DEFAULT_LR
-    """Peak AdamW learning rate; cosine-annealed to 0 over all steps."""
-    weight_decay: float = DEFAULT_WEIGHT_DECAY
-    """AdamW decoupled weight decay."""
-    grad_clip: float = DEFAULT_GRAD_CLIP
-    """Max global gradient L2 norm; 0 disables clipping."""
+    """Validation rounds: the steps are split over this many epochs, each ending with a
+    validation that may become ``best.pt``."""
+    steps: int | None = None
+    """Optimiser steps in all; ``None``: the model's recipe for this data size
+    (:func:`memtsm.train.recipes.plan_steps`)."""
+    batch_size: int | None = None
+    """Bags per batch, even: ``batch_size // 2`` normal + ``batch_size // 2`` anomalous;
+    ``None``: the recipe's (halves capped at the larger class)."""
+    optimizer: str | None = None
+    """``adamw``, ``adam`` or ``adagrad``; ``None``: the recipe's."""
+    lr: float | None = None
+    """Learning rate (peak of the cosine schedule); ``None``: the recipe's."""
+    weight_decay: float | None = None
+    """Weight decay of the matrices (decoupled for AdamW, L2 otherwise); ``None``: the recipe's."""
+    grad_clip: float | None = None
+    """Max global gradient L2 norm, 0 disables clipping; ``None``: the recipe's."""
+    schedule: str | None = None
+    """``cosine`` (anneal to 0 over all steps) or ``constant``; ``None``: the recipe's."""
     seed: int = 0
     """Seeds the split, the sampler, the initial weights and dropout."""
     device: str = "auto"
@@ -106,9 +120,11 @@ class TrainConfig:
     num_segments: int = DEFAULT_NUM_SEGMENTS
     """Segments every training bag is resampled to."""
     steps_per_epoch: int | None = None
-    """Batches per epoch; ``None``: one pass over the larger class (``ceil(max(n_normal,
-    n_anomalous) / (batch_size / 2))``). Small data sets (a handful of videos) need more steps
-    than one pass gives: an epoch of 7 videos is a single batch."""
+    """Batches per epoch, instead of ``steps``: the run is then ``epochs x steps_per_epoch``
+    steps."""
+    tie_break: str = DEFAULT_TIE_BREAK
+    """Which of the epochs with the best validation ROC-AUC is kept: ``latest`` (the most
+    trained) or ``val-loss`` (the lowest validation loss)."""
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     """Scorer architecture (``feature_dim`` comes from the store, ``kind`` from ``model``)."""
     loss: LossConfig = field(default_factory=LossConfig)
@@ -137,15 +153,29 @@ class TrainConfig:
                              f"got {self.model!r}")
         if not _is_int(self.epochs) or self.epochs < 1:
             raise ValueError(f"--epochs must be an int >= 1, got {self.epochs!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 2 or self.batch_size % 2:
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
+            raise ValueError(f"--steps must be an int >= 1, got {self.steps!r}")
+        if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size < 2
+                                            or self.batch_size % 2):
             raise ValueError("--batch-size must be an even int >= 2 (half normal, half "
                              f"anomalous bags), got {self.batch_size!r}")
-        if not _is_real(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZER_NAMES:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, "
+                             f"got {self.optimizer!r}")
+        if self.schedule is not None and self.schedule not in SCHEDULE_NAMES:
+            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULE_NAMES)}, "
+                             f"got {self.schedule!r}")
+        if self.lr is not None and (not _is_real(self.lr) or not math.isfinite(self.lr)
+                                    or self.lr <= 0):
             raise ValueError(f"--lr must be > 0, got {self.lr!r}")
         for name in ("weight_decay", "grad_clip"):
             value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value < 0:
+            if value is not None and (not _is_real(value) or not math.isfinite(value)
+                                      or value < 0):
                 raise ValueError(f"{_flag(name)} must be >= 0, got {value!r}")
+        if self.tie_break not in TIE_BREAKS:
+            raise ValueError(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, "
+                             f"got {self.tie_break!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"--seed must be an int >= 0, got {self.seed!r}")
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
@@ -156,6 +186,8 @@ class TrainConfig:
                                                  or self.steps_per_epoch < 1):
             raise ValueError(
                 f"--steps-per-epoch must be an int >= 1, got {self.steps_per_epoch!r}")
+        if self.steps_per_epoch is not None and self.steps is not None:
+            raise ValueError("give --steps or --steps-per-epoch, not both")
         if not _is_int(self.num_segments) or self.num_segments < 1:
             raise ValueError(f"--num-segments must be an int >= 1, got {self.num_segments!r}")
         if not isinstance(self.scorer, ScorerOptions):
@@ -172,11 +204,34 @@ class TrainConfig:
         return self.scorer.to_scorer_config(feature_dim, self.model)
 
     def resolved(self) -> TrainConfig:
-        """The same config with absolute ``features`` and ``out`` paths (what a run records)."""
+        """The config with absolute paths and the recipe's values in unset optimiser fields.
+
+        This is what a run records; ``batch_size`` and ``steps`` need the data
+        (:meth:`fitted`).
+        """
+        recipe = RECIPES[self.model]
+        filled = {name: getattr(recipe, name) for name in RECIPE_FIELDS
+                  if getattr(self, name) is None}
         return self.replace(
             features=tuple(str(Path(p).expanduser().resolve()) for p in self.features),
-            out=str(Path(self.out).expanduser().resolve()),
-        )
+            out=str(Path(self.out).expanduser().resolve()), **filled)
+
+    def fitted(self, n_normal: int, n_anomalous: int, world_size: int = 1) -> TrainConfig:
+        """``batch_size`` and ``steps`` filled from the recipe for these training class sizes.
+
+        The batch's halves are capped at the larger class and kept a multiple of
+        ``world_size`` (each rank takes an equal share); ``steps`` stays ``None`` when
+        ``steps_per_epoch`` sets the length instead.
+        """
+        recipe = RECIPES[self.model]
+        batch = self.batch_size
+        if batch is None:
+            half = fitted_batch_size(recipe.batch_size, n_normal, n_anomalous) // 2
+            batch = 2 * max(world_size, math.ceil(half / world_size) * world_size)
+        steps = self.steps
+        if steps is None and self.steps_per_epoch is None:
+            steps = plan_steps(recipe, n_normal, n_anomalous, batch)
+        return self.replace(batch_size=batch, steps=steps)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """Copy with ``changes``; dicts given for ``scorer`` / ``loss`` update them key by key.

@@ -6,9 +6,11 @@ on top-k video scores + memory reconstruction + slot diversity), ``mil-mlp`` wit
 weights). Bags are resampled to ``num_segments`` segments and drawn by the balanced sampler of
 :mod:`memtsm.train.data` (half normal, half anomalous per batch).
 
-Optimisation: AdamW (``lr``, ``weight_decay``; as in nanoGPT, decay applies to matrices only,
-never to biases or LayerNorm gains), a cosine schedule from ``lr`` to 0 over all
-``epochs x steps_per_epoch`` steps, stepped after every batch, and gradient-norm clipping.
+Optimisation: each model's :class:`~memtsm.train.recipes.Recipe` unless the config overrides
+it -- the optimiser (AdamW for MemTSM, Adagrad for MIL-MLP, Adam for RTFM; as in nanoGPT, weight
+decay applies to matrices only, never to biases or norm gains), the schedule (cosine from ``lr``
+to 0 over all steps, or constant), gradient-norm clipping, the batch and the number of steps
+(at least a few hundred whatever the data size), split over ``epochs`` validation rounds.
 
 Validation, after every epoch, on the held-out (stratified) videos, each resampled like the
 training bags: video score = mean of the top-``loss.topk`` segment scores; ROC-AUC and PR-AUC
@@ -18,11 +20,14 @@ validation video scores (:func:`memtsm.evaluate.metrics.f1_threshold`). Validati
 video-level labels, so this is the honest choice: it is learnt from data the model did not
 train on, and the test set never influences the weights, the selected epoch or the threshold.
 
-Best epoch = highest validation ROC-AUC; ties go to the lower validation loss, then to the
-earlier epoch. It is saved as ``best.pt`` (with its threshold and the ids of the validation
-videos); ``last.pt`` holds the latest epoch plus what ``--resume`` needs (optimizer, scheduler,
-torch RNG state, best so far, metric history). The batches of an epoch depend only on
-``(seed, epoch)``, so a resumed run reproduces the uninterrupted one exactly on the same device.
+Best epoch = highest validation ROC-AUC. Small validation sets saturate (ROC-AUC 1.0 from an
+early epoch on), so ties are broken by ``tie_break``: ``latest`` (default) keeps the most
+trained of the tied epochs -- with a cosine schedule the annealed one --, ``val-loss`` the one
+with the lowest validation loss (then the earlier). It is saved as ``best.pt`` (with its
+threshold and the ids of the validation videos); ``last.pt`` holds the latest epoch plus what
+``--resume`` needs (optimizer, scheduler, torch RNG state, best so far, metric history).
+The batches of an epoch depend only on ``(seed, epoch)``, so a resumed run reproduces the
+uninterrupted one exactly on the same device.
 
 Validation that cannot rank is warned about (``logging`` WARNING, also in
 :attr:`TrainResult.warnings`) rather than refused: fewer than
@@ -119,6 +124,7 @@ from memtsm.train.data import (
 )
 from memtsm.train.distributed import process_group, share_from_main
 from memtsm.train.objective import LOSS_TERMS, global_output, objective, used_terms
+from memtsm.train.recipes import steps_per_round
 
 logger = logging.getLogger(__name__)
 
@@ -174,14 +180,16 @@ class TrainResult:
 
 
 def _is_better(auc: float | None, loss: float, best_auc: float | None,
-               best_loss: float | None, best_epoch: int) -> bool:
-    """Higher val ROC-AUC wins; equal AUC -> lower val loss; equal both -> keep the earlier."""
+               best_loss: float | None, best_epoch: int, tie_break: str) -> bool:
+    """Higher val ROC-AUC wins; on equal AUC ``tie_break`` decides (module docstring)."""
     if best_epoch == 0:
         return True
     a = -math.inf if auc is None else auc
     b = -math.inf if best_auc is None else best_auc
     if a != b:
         return a > b
+    if tie_break == "latest":
+        return True
     return best_loss is None or loss < best_loss
 
 
@@ -259,6 +267,23 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimiser; weight decay on matrices only (decoupled for AdamW)."""
+    groups = _param_groups(model, config.weight_decay)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(groups, lr=config.lr, eps=1e-8, foreach=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, foreach=True)
+    return torch.optim.AdamW(groups, lr=config.lr, foreach=True)  # foreach: ~2x faster on CPU
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+               total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
 def _check_resume(config: TrainConfig, ckpt: Checkpoint, path: Path) -> TrainingState:
     if ckpt.train_config is None or ckpt.training_state is None:
         raise CheckpointError(f"{path} has no training state; it cannot be resumed")
@@ -332,7 +357,8 @@ def train(config: TrainConfig, progress: Progress | None = None,
     """
     config = config.resolved()
     world = World.from_env() if world is None else world
-    check_batch_split(config.batch_size, world.world_size)
+    if config.batch_size is not None:
+        check_batch_split(config.batch_size, world.world_size)
     device = world.device(config.device)
     with process_group(world, device):
         return _train(config, progress or SilentProgress(), world, device)
@@ -344,14 +370,17 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     last_path, metrics_path = run_dir / LAST_NAME, run_dir / METRICS_NAME
     # Rank 0 checks the run directory and reads last.pt; every rank gets the same bytes.
     last_bytes = share_from_main(world, device, lambda: _claim_run_dir(config))
-    resume_ckpt: Checkpoint | None = None
-    if last_bytes:
-        resume_ckpt = load_checkpoint_bytes(last_bytes, last_path)
-        _check_resume(config, resume_ckpt, last_path)
+    resume_ckpt = load_checkpoint_bytes(last_bytes, last_path) if last_bytes else None
 
     data = load_bags(config.features, config.num_segments)
     train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
     n_normal, n_anomalous = data.class_counts()
+    train_labels = data.labels[torch.as_tensor(train_idx)]
+    config = config.fitted(int((train_labels == NORMAL).sum()),
+                           int((train_labels == ANOMALOUS).sum()), world.world_size)
+    check_batch_split(config.batch_size, world.world_size)
+    if resume_ckpt is not None:
+        _check_resume(config, resume_ckpt, last_path)
     val_labels = data.labels[torch.as_tensor(val_idx)]
     if not (bool((val_labels == NORMAL).any()) and bool((val_labels == ANOMALOUS).any())):
         raise DataError(
@@ -379,10 +408,14 @@ def _train(config: TrainConfig, progress: Progress, world: World,
         atomic_write_text(run_dir / SPLIT_NAME, json.dumps(
             _split_record(config, data, train_idx, val_idx, split_warning), indent=1) + "\n")
     scorer_config = config.scorer_config(data.feature_dim)
-    sampler = BalancedBatchSampler(data.labels[torch.as_tensor(train_idx)], config.batch_size,
-                                   config.seed, indices=train_idx,
-                                   steps_per_epoch=config.steps_per_epoch)
+    sampler = BalancedBatchSampler(train_labels, config.batch_size, config.seed,
+                                   indices=train_idx,
+                                   steps_per_epoch=config.steps_per_epoch
+                                   or steps_per_round(config.steps, config.epochs))
     steps_per_epoch = len(sampler)
+    logger.info("%s: %d steps (%d epochs x %d) of %d bags, %s lr %g, %s schedule", config.model,
+                config.epochs * steps_per_epoch, config.epochs, steps_per_epoch,
+                config.batch_size, config.optimizer, config.lr, config.schedule)
     segments = data.segments.to(device)
     masks = data.mask(torch.arange(len(data))).to(device)
     labels = data.labels.to(device=device, dtype=torch.float32)
@@ -391,10 +424,8 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(config.seed)
         model = build_scorer(scorer_config).to(device)
-        optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
-                                      foreach=True)  # multi-tensor update: ~2x faster on CPU
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs * steps_per_epoch)
+        optimizer = _optimizer(model, config)
+        scheduler = _scheduler(optimizer, config, config.epochs * steps_per_epoch)
         history: list[dict[str, Any]] = []
         best_epoch, best_auc, best_loss = 0, None, None
         start_epoch = 0
@@ -440,7 +471,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
                     _validation_row, model, config, data, train_idx, val_idx, row)))
                 history.append(row)
                 improved = _is_better(row["val_auc"], row["val_loss"], best_auc, best_loss,
-                                      best_epoch)
+                                      best_epoch, config.tie_break)
                 if improved:
                     best_epoch, best_auc, best_loss = epoch + 1, row["val_auc"], row["val_loss"]
                 if world.is_main:

@@ -40,12 +40,13 @@ def write_bags(root: Path, per_class: int = 8, seed: int = 0) -> Path:
 def tiny_train_flags() -> list[str]:
     """``memtsm train`` flags of a run that takes a second or two."""
     return ["--channels", "16", "--mem-size", "8", "--batch-size", "8", "--lr", "0.01",
-            "--val-fraction", "0.25", "--device", "cpu"]
+            "--steps-per-epoch", "3", "--val-fraction", "0.25", "--device", "cpu"]
 
 
 def train_tiny(store: Path, out: Path, epochs: int = 2) -> Path:
     """Train on ``store`` with the library; return ``best.pt``."""
     config = TrainConfig(features=(str(store),), out=str(out), epochs=epochs, batch_size=8,
+                         steps_per_epoch=3,
                          lr=1e-2, val_fraction=0.25, device="cpu",
                          scorer=ScorerOptions.from_dict(TINY_SCORER))
     return train(config).best_checkpoint

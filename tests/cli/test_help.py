@@ -74,14 +74,15 @@ def test_defaults_are_the_librarys_shown_as_default(path):
 
 
 def test_train_defaults_come_from_train_config():
-    from memtsm.train.config import DEFAULT_EPOCHS, DEFAULT_LR, ScorerOptions
+    from memtsm.train.config import DEFAULT_EPOCHS, ScorerOptions
+    from memtsm.train.recipes import RECIPES
 
-    text = help_of("train")
+    text = " ".join(help_of("train").split())
     assert re.search(rf"--epochs .*\[default: {DEFAULT_EPOCHS}\]", text)
-    assert re.search(rf"--lr .*\[default: {DEFAULT_LR}\]", text)
+    lr = ", ".join(f"{model} {recipe.lr}" for model, recipe in RECIPES.items())
+    assert f"[default: (the model's recipe: {lr})]" in text
     assert re.search(rf"--channels .*\[default: {ScorerOptions().channels}\]", text)
-    assert re.search(r"--steps-per-epoch .*\[default: \(one pass over the larger class\)\]",
-                     text)
+    assert "[default: (the model's recipe for the data size)]" in text
 
 
 def test_choices_come_from_the_library_and_are_checked(tmp_path):

@@ -49,7 +49,7 @@ def videos(tmp_path_factory):
             write_video(root / "videos" / folder / name, moving_frames(32, seed=i, speed=speed))
     extract([root / "videos"], root / "store", ExtractConfig(spec=FeatureSpec(long_side=64)))
     run_dir = train(TrainConfig(features=(str(root / "store"),), out=str(root / "run"),
-                                epochs=1, val_fraction=0.25, device="cpu",
+                                epochs=1, steps=3, val_fraction=0.25, device="cpu",
                                 scorer=ScorerOptions(channels=16, mem_size=8)))
     return root, run_dir.best_checkpoint
 

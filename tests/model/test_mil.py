@@ -18,8 +18,18 @@ def test_default_architecture_is_sultani() -> None:
     assert [(m.in_features, m.out_features) for m in linears] == [(64, 512), (512, 32), (32, 1)]
     dropouts = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
     assert dropouts == [0.6, 0.6]
-    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 2
+    # The released Keras model: ReLU after the first layer only, Glorot-normal kernels, zero bias.
+    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 1
+    assert isinstance(model.body[1], nn.ReLU) and isinstance(model.body[4], nn.Identity)
+    assert all(torch.all(m.bias == 0) for m in linears)
+    first = linears[0].weight
+    assert abs(float(first.detach().std()) - (2 / (64 + 512)) ** 0.5) < 0.01
     assert model.receptive_field == 0
+
+
+def test_legacy_relu_variant_keeps_the_second_relu() -> None:
+    model = build_scorer(ScorerConfig(feature_dim=8, kind="mil-mlp", mil_linear_second=False))
+    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 2
 
 
 def test_smoke_cardinality_and_memory_placeholders() -> None:

@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
             write_video(videos / folder / name, moving_frames(36, seed=i, speed=speed))
     store = root / "features"
     extract([videos], store, ExtractConfig(spec=FeatureSpec(long_side=96, frame_stride=2)))
-    run = train(TrainConfig(features=(str(store),), out=str(root / "run"), epochs=1,
+    run = train(TrainConfig(features=(str(store),), out=str(root / "run"), epochs=1, steps=2,
                             val_fraction=0.34, scorer=ScorerOptions(channels=16, mem_size=8),
                             device="cpu"))
     probe = write_video(root / "probe", moving_frames(75, seed=7, speed=4))
@@ -93,7 +93,7 @@ def test_export_of_imported_features_is_refused(shared_data, tmp_path):
     store = tmp_path / "c3d"
     import_features([ucf / "c3d_sultani"], store, "sultani-txt",
                     frame_counts=ucf / "meta" / "Test_Annotation.txt")
-    run = train(TrainConfig(features=(str(store),), out=str(tmp_path / "run"), epochs=1,
+    run = train(TrainConfig(features=(str(store),), out=str(tmp_path / "run"), epochs=1, steps=2,
                             val_fraction=0.5, scorer=ScorerOptions(channels=16), device="cpu"))
     result = CliRunner().invoke(app, ["export", "--checkpoint", str(run.best_checkpoint),
                                       "--out", str(tmp_path / "x")])

@@ -21,7 +21,8 @@ NO_DROPOUT = {**TINY_SCORER, "dropout": 0.0, "mil_dropout": 0.0,
               "mil_hidden": list(TINY_SCORER["mil_hidden"])}
 EPOCHS = 3
 #: What both runs change from tiny_config (a strong memory regulariser: counted once, not W times).
-CHANGES = {"epochs": EPOCHS, "scorer": NO_DROPOUT, "loss": {"mem_reg_weight": 0.5}}
+CHANGES = {"epochs": EPOCHS, "steps_per_epoch": 4, "scorer": NO_DROPOUT,
+           "loss": {"mem_reg_weight": 0.5}}
 RUN_FILES = {"config.yaml", "split.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png"}
 
 #: Installed as sitecustomize in the workers: logs every file-system write under $AUDIT_ROOT
@@ -108,7 +109,7 @@ def test_two_processes_reach_the_parameters_of_one(runs):
     rows = read_jsonl(root / "ddp" / "metrics.jsonl")
     assert len(rows) == EPOCHS
     for mine, theirs in zip(rows, single.metrics):
-        assert mine["steps"] == theirs["steps"] == 4  # 16 bags of the larger class / 4 per batch
+        assert mine["steps"] == theirs["steps"] == 4
         for key, value in strip_time([theirs])[0].items():  # global-batch losses, val metrics
             assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     ddp_best = load_checkpoint(root / "ddp" / "best.pt")
