@@ -26,6 +26,9 @@ Label rules, in order; the first that applies gives the label and is recorded wi
 5. ``none``: anything else has no label (``None``): training skips it, and the label summary
    logged at the start of ``extract`` lists it.
 
+``import-features --list`` adds ``list``: the label column of a published feature list, taken
+after ``labels-csv`` and before the name rules (:mod:`memtsm.extract.external`).
+
 Rules 3 and 4 are deliberately narrow: an arbitrary folder (``my footage/sub dir/Explosion 001
 (copy).mp4``) is no evidence of an anomaly, so such a video is unlabelled rather than guessed
 anomalous with class ``sub dir``; give it a label with ``--labels``.
@@ -87,7 +90,7 @@ _UCF_NAME = re.compile(r"^(?P<cls>[A-Za-z]+?)_?\d+(?P<x264>_x264)?$")
 #: Folder-name prefixes that say "anomalous" outright (``Anomaly/``, ``abnormal_clips/``).
 _ANOMALY_FOLDERS = ("anomal", "abnormal")
 #: Rules that can give a video its label (see the module docstring), in the order tried.
-LABEL_RULES = ("labels-csv", "normal-name", "class-folder", "ucf-name", "none")
+LABEL_RULES = ("labels-csv", "normal-name", "class-folder", "ucf-name", "none", "list")
 
 
 @dataclass(frozen=True)
