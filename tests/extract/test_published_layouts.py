@@ -136,7 +136,8 @@ def test_xd_violence_rgb_with_vggish_audio(tmp_path: Path) -> None:
     assert record.features.shape == (T, 1024 + 128)
     np.testing.assert_array_equal(record.features[:, :1024], _mean(rgb[names[0]]))
     np.testing.assert_array_equal(record.features[:, 1024:], audio[names[0]])
-    assert store.read(names[1]).extra.get("audio_trimmed") is True
+    assert bool(store.read(names[1]).extra.get("audio_trimmed")) is True
+    assert "audio_trimmed" not in record.extra
     assert store.identity.feature_spec["audio"] == "vggish"
     # kept apart instead: the audio files alone in their own store, same video ids
     apart = import_features([audio_dir], tmp_path / "audio", "npy", strip_id_suffix="__vggish",
