@@ -50,7 +50,7 @@ def library_choices() -> dict[str, tuple[str, ...]]:
     from memtsm.train.config import MODEL_NAMES
 
     return {"name": PROTOCOL_NAMES, "model": MODEL_NAMES, "fmt": FEATURE_FORMATS,
-            "normalize": NORMALIZE_CHOICES}
+            "test_fmt": FEATURE_FORMATS, "normalize": NORMALIZE_CHOICES}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -83,6 +83,8 @@ def benchmark(
         "steps_per_epoch=50, scorer.channels=64, ...); repeat it.")] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="Layout of feature files to import (not needed for stores).")] = None,
+    test_fmt: Annotated[Optional[str], typer.Option(
+        "--test-format", help="Layout of the test files when it differs from --format.")] = None,
     train_list: Annotated[Optional[Path], typer.Option(
         metavar="FILE", help="Published list naming the training videos (and labels).")] = None,
     test_list: Annotated[Optional[Path], typer.Option(
@@ -148,7 +150,7 @@ def benchmark(
             seeds=seed_list, feature_name=feature_name, normalize=normalize, device=device,
             train=_side(FeatureInput, train_features, fmt, train_list, train_frame_counts,
                         train_crops, train_audio, labels),
-            test=_side(FeatureInput, test_features, fmt, test_list, test_frame_counts,
+            test=_side(FeatureInput, test_features, test_fmt or fmt, test_list, test_frame_counts,
                        test_crops, test_audio, labels))
         result = run_benchmark(bench, progress(quiet or not world.is_main, "runs"), world)
     except KeyboardInterrupt:

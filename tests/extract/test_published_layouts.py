@@ -16,6 +16,7 @@ import pytest
 from memtsm.extract.external import import_features
 from memtsm.extract.feature_files import read_feature_list
 from memtsm.extract.identity import FeatureIdentity
+from memtsm.extract.sources import resolve_label
 from memtsm.extract.store import FeatureStore
 
 T = 3  # snippets per video: small, the dimensions are the real ones
@@ -181,6 +182,22 @@ def test_list_parsing_is_strict(tmp_path: Path, text: str, message: str) -> None
     with pytest.raises(ValueError, match=r".*".join(map(__import__("re").escape,
                                                        [str(path), message]))):
         read_feature_list(path)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6", (1, "G")),
+    ("v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0", (1, "B6")),
+    ("A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A", (0, "Normal")),
+    ("my_label_B1", (None, "")),  # not an XD-Violence name
+    ("01_0014", (1, "")),  # ShanghaiTech: original test videos hold anomalies
+    ("12_001", (0, "Normal")),
+    ("14_001", (None, "")),  # there is no scene 14
+])
+def test_xd_violence_and_shanghaitech_names_give_labels(name: str, expected: tuple) -> None:
+    label = resolve_label(name)
+    assert (label.label, label.class_name) == expected
+    rule = "xd-name" if "_label_" in name else "shanghaitech-name"
+    assert label.rule == (rule if expected[0] is not None else "none")
 
 
 def test_old_identities_are_unchanged() -> None:
