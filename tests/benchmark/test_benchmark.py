@@ -112,3 +112,67 @@ def test_benchmark_reads_stores_and_checks_inputs(xd_data: Path, tmp_path: Path)
         "benchmark", "xd-violence", "--train-features", "a", "--test-features", "b", "-a", "c",
         "-o", str(tmp_path / "o"), "--set", "lr=1e-3,1e-4"])
     assert result.exit_code == 2 and "give one value" in result.output
+
+
+def _sh_data(root: Path) -> Path:
+    """ShanghaiTech in RTFM's layout: ``<id>_i3d.npy`` ``[T, 10, 2048]``, lists, frame masks."""
+    for side in ("train", "test"):
+        (root / side).mkdir(parents=True)
+    masks = root / "test_frame_mask"
+    masks.mkdir()
+    names = {"train": [f"01_{i:04d}" for i in range(1, 7)] + [f"01_{i:03d}" for i in range(1, 7)],
+             "test": ["02_0001", "02_0002", "02_001", "02_002"]}
+    for side, ids in names.items():
+        for i, video in enumerate(ids):
+            rng = np.random.default_rng(hash((side, i)) % 2**32)
+            crops = rng.standard_normal((4, 10, 2048)).astype(np.float32) * 0.1
+            anomalous = len(video.split("_")[1]) == 4
+            if anomalous:
+                crops[1:3, :, :8] += 2.0
+            np.save(root / side / f"{video}_i3d.npy", crops)
+            if side == "test":  # masks one snippet's worth of frames shorter than 4 x 16
+                gt = np.zeros(60, np.int64)
+                gt[16:48] = int(anomalous)
+                np.save(masks / f"{video}.npy", gt)
+        (root / f"shanghai-i3d-{side}-10crop.list").write_text(
+            "".join(f"/home/someone/SH_{side}/{v}_i3d.npy\n" for v in ids))
+    return root
+
+
+def test_shanghaitech_seeds_spread_over_two_ranks(tmp_path: Path) -> None:
+    """Two processes with torchrun's environment: rank 0 imports; each trains its seed."""
+    import os
+    import subprocess
+    import sys
+
+    data = _sh_data(tmp_path / "sh")
+    out = tmp_path / "bench"
+    args = [sys.executable, "-m", "memtsm", "benchmark", "shanghaitech", "--format", "rtfm",
+            "--train-features", str(data / "train"),
+            "--train-list", str(data / "shanghai-i3d-train-10crop.list"),
+            "--test-features", str(data / "test"),
+            "--test-list", str(data / "shanghai-i3d-test-10crop.list"),
+            "-a", str(data / "test_frame_mask"), "--model", "mil-mlp", "--seeds", "0,1",
+            "--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "batch_size=4",
+            "--set", "val_fraction=0.34", "--device", "cpu", "--threads", "1", "--quiet",
+            "-o", str(out)]
+    ranks = []
+    for rank in (0, 1):
+        env = {**os.environ, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
+        ranks.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=240)[0] for process in ranks]
+    assert [process.returncode for process in ranks] == [0, 0], outputs
+    main = json.loads((out / "results.json").read_text())
+    assert [s["status"] for s in main["seeds"]] == ["ok", "ok"]
+    trained_by = {json.loads((Path(s["run_dir"]) / "result.json").read_text())["rank"]
+                  for s in main["seeds"]}
+    assert trained_by == {0, 1}
+    test = json.loads((Path(main["seeds"][0]["run_dir"]) / "test.json").read_text())
+    # frames come from the masks (60 per video, 4 videos), labels from the ids
+    assert test["card"]["frames"] == 240 and test["card"]["anomalous_frames"] == 64
+    assert test["card"]["anomalous_videos"] == 2
+    assert "ShanghaiTech (weakly supervised split): frame ROC-AUC" in outputs[0]
+    assert FeatureStore(out / "features" / "train").identity.crops == \
+        {"count": 10, "use": "mean"}
