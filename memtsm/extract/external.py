@@ -382,7 +382,7 @@ def _select_listed(videos: list[_Video], list_file: Path, fmt: str, id_suffix: s
         by_name.setdefault(PurePosixPath(video.video_id).name, []).append(video)
     chosen: dict[str, _Video] = {}
     for entry in entries:
-        name = _strip_suffix(_strip_format_suffix(entry.name, fmt), "")
+        name = _strip_format_suffix(entry.name, fmt)
         if fmt == "crop-files":
             match = _CROP_ID_RE.match(name)
             name = match["video"] if match else name
@@ -640,7 +640,8 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
             done = set(FeatureStore(out).video_ids)
         for video in videos:
             path: Path | str = video.files[0] if video.files else video.list_source
-            if video.files and set(_record_ids(video.video_id, crop_choice, crop_count)) <= done:
+            stored_as = _record_ids(video.video_id, crop_choice, crop_count)
+            if video.files and stored_as is not None and set(stored_as) <= done:
                 skipped.append(video.video_id)
                 continue
             try:
@@ -694,10 +695,10 @@ def import_features(inputs: Sequence[Path | str], out: Path | str, fmt: FeatureF
                          tuple(unlisted))
 
 
-def _record_ids(video_id: str, crops: str | int, count: int | None) -> list[str]:
-    """The store ids a video becomes (``each`` with an unknown crop count: not knowable)."""
+def _record_ids(video_id: str, crops: str | int, count: int | None) -> list[str] | None:
+    """The store ids a video becomes; ``None`` for ``each`` before the crop count is known."""
     if crops == "each":
-        return [f"{video_id}__{k}" for k in range(count)] if count else [f"{video_id}__0", ""]
+        return [f"{video_id}__{k}" for k in range(count)] if count else None
     return [video_id]
 
 

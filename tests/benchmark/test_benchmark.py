@@ -89,6 +89,15 @@ def test_benchmark_end_to_end(xd_data: Path, tmp_path: Path) -> None:
     assert [e.label for e in train_store.entries].count(1) == 8 * CROPS
     assert "crops         test: mean of 5 crops; training: each of 5 crops as its own bag" \
         in markdown
+    # one seed again through `memtsm evaluate --protocol`: the same headline and card
+    seed0 = results["seeds"][0]
+    evaluated = CliRunner().invoke(app, [
+        "evaluate", "-c", str(Path(seed0["run_dir"]) / "best.pt"), "-f",
+        str(out / "features" / "test"), "-a", str(xd_data / "annotations.txt"),
+        "--protocol", "xd-violence", "--device", "cpu", "--quiet"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert evaluated.output.startswith(f"frame AP {seed0['metrics']['pr_auc']:.4f}")
+    assert "protocol card: XD-Violence: frame AP" in evaluated.output
     # a rerun continues (nothing is trained again) and gives the same table
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
