@@ -57,6 +57,11 @@ files under the inputs is a failure named by the list's file and line.
 
 Parsing is strict (:mod:`memtsm.extract.feature_files`): a damaged file fails with an error
 naming the file and line instead of giving wrong values.
+
+Length: over 500 lines because discovery, the per-format frame mappings, crops, audio, lists and
+the resumable import loop share one notion of a video's id and files; the file readers are
+already apart (:mod:`memtsm.extract.feature_files`). A split would be by published layout
+(``rtfm``/``crop-files`` grouping) if it grows further.
 """
 
 from __future__ import annotations
