@@ -33,6 +33,9 @@ ALLOWED = {
                  "memtsm.score", "memtsm.train.checkpoint"),
     # the generator names its classes as extraction reads them back
     "synth": ("memtsm.constants", "memtsm.runtime", "memtsm.extract.sources"),
+    # a benchmark imports, trains and evaluates: it composes those three owners
+    "benchmark": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.train",
+                  "memtsm.evaluate"),
     "demo": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.train",
              "memtsm.evaluate", "memtsm.score", "memtsm.synth"),
     "cli": ("memtsm",),

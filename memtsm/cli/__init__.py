@@ -10,6 +10,7 @@ command                module                                  library
 ``train``              :mod:`memtsm.cli.train`                 :mod:`memtsm.train.loop`
 ``sweep``              :mod:`memtsm.cli.sweep`                 :mod:`memtsm.train.sweep`
 ``evaluate``           :mod:`memtsm.cli.evaluate`              :mod:`memtsm.evaluate.protocol`
+``benchmark``          :mod:`memtsm.cli.benchmark`             :mod:`memtsm.benchmark.runner`
 ``score``              :mod:`memtsm.cli.score`                 :mod:`memtsm.score.video`
 ``export``             :mod:`memtsm.cli.export`                :mod:`memtsm.score.export`
 ``demo``               :mod:`memtsm.cli.demo`                  :mod:`memtsm.demo`
@@ -31,6 +32,7 @@ import typer
 
 import memtsm
 from memtsm.cli import (
+    benchmark,
     demo,
     evaluate,
     export,
@@ -76,6 +78,7 @@ app.command("import-features", cls=import_features.Command)(import_features.impo
 app.command("train", cls=train.Command)(train.train)
 app.command("sweep", cls=sweep.Command)(sweep.sweep)
 app.command("evaluate", cls=evaluate.Command)(evaluate.evaluate)
+app.command("benchmark", cls=benchmark.Command)(benchmark.benchmark)
 app.command("score", cls=score.Command)(score.score)
 app.command("export", cls=export.Command)(export.export)
 app.command("demo", cls=demo.Command)(demo.demo)

@@ -1,7 +1,8 @@
 """``memtsm evaluate``: flags -> :class:`memtsm.evaluate.protocol.EvalConfig` -> ``evaluate()``.
 
 Defaults are the :class:`EvalConfig` fields; ``--annotation-format`` accepts
-``ANNOTATION_FORMATS`` of :mod:`memtsm.evaluate.annotations`.
+``ANNOTATION_FORMATS`` of :mod:`memtsm.evaluate.annotations`, ``--protocol`` the
+``PROTOCOL_NAMES`` of :mod:`memtsm.evaluate.protocols`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def library_defaults() -> dict[str, Any]:
 
 
 def library_choices() -> dict[str, tuple[str, ...]]:
-    """``ANNOTATION_FORMATS`` of :mod:`memtsm.evaluate.annotations`."""
+    """``ANNOTATION_FORMATS`` and ``PROTOCOL_NAMES`` of :mod:`memtsm.evaluate`."""
     from memtsm.evaluate.annotations import ANNOTATION_FORMATS
+    from memtsm.evaluate.protocols import PROTOCOL_NAMES
 
-    return {"annotation_format": ANNOTATION_FORMATS}
+    return {"annotation_format": ANNOTATION_FORMATS, "protocol": PROTOCOL_NAMES}
 
 
 Command = command_class(library_defaults, library_choices)
@@ -54,7 +56,11 @@ def evaluate(
     features: TestFeatures,
     annotations: Annotated[Path, typer.Option(
         "--annotations", "-a", metavar="FILE", help="Frame annotations: UCF-Crime temporal "
-        "file, UCSD .m, or CSV video,start_frame,end_frame.")],
+        "file, UCSD .m, CSV video,start_frame,end_frame, XD-Violence annotations.txt, or a "
+        "folder of ShanghaiTech frame masks.")],
+    protocol: Annotated[Optional[str], typer.Option(
+        help="A standard benchmark's protocol: its ground-truth reader, frame counting, clip "
+        "length and headline metric; prints its card.")] = None,
     annotation_format: Annotated[Optional[str], typer.Option(
         help="Format of --annotations; auto: by extension and first line.")] = None,
     frame_counts: FrameCounts = None,
@@ -82,11 +88,15 @@ def evaluate(
             checkpoint=str(checkpoint), features=tuple(str(p) for p in features),
             annotations=str(annotations), annotation_format=annotation_format,
             frame_counts=str(frame_counts) if frame_counts else None,
-            ucsd_name_format=ucsd_names, segments=segments, device=device)
+            ucsd_name_format=ucsd_names, segments=segments, device=device, protocol=protocol)
         result = run_evaluate(eval_config, progress(quiet))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise usage_error(str(exc)) from None
     metrics = result.metrics
+    if result.headline is not None:
+        name, value = result.headline
+        typer.echo(f"{name} {number(value)}")
+        typer.echo(result.card(), nl=False)
     typer.echo(f"videos {metrics.n_videos}  frames {metrics.n_frames}  anomalous frames "
                f"{metrics.n_anomalous_frames}")
     typer.echo(f"frame ROC-AUC {number(metrics.roc_auc)}  PR-AUC (average precision) "
@@ -94,7 +104,8 @@ def evaluate(
     typer.echo(f"F1 {number(metrics.f1)}  precision {number(metrics.precision)}  recall "
                f"{number(metrics.recall)} at threshold {metrics.threshold:.4f} "
                f"({result.threshold_source})")
-    typer.echo(f"ROC-AUC over anomalous videos only {number(metrics.anomalous_video_auc)}")
+    typer.echo(f"ROC-AUC over anomalous videos only {number(metrics.anomalous_video_auc)}  "
+               f"false-alarm rate on normal videos {number(metrics.normal_false_alarm_rate)}")
     for name, value in sorted((metrics.per_class_auc or {}).items()):
         typer.echo(f"  {name:<16} ROC-AUC {number(value)}")
     for message in metrics.messages:

@@ -14,6 +14,11 @@ Supported files (all malformed lines raise ``ValueError("<file>:<line>: ...")``)
   (``Class/Name.mp4 n_frames class s1 e1 s2 e2``, ``meta/Test_Annotation.txt``).
 * UCSD ``.m`` ground truth (``TestVideoFile{end+1}.gt_frame = [61:180];``).
 * CSV ``video,start_frame,end_frame[,class]``, one row per anomalous interval.
+* XD-Violence ``annotations.txt``: ``name s1 e1 s2 e2 ...``, frame pairs read as 0-based and
+  half-open (``gt[s:e] = 1`` in the published evaluation code of UR-DMU and VadCLIP); normal test
+  videos (``..._label_A``) have no line.
+* ShanghaiTech ``test_frame_mask/``: one ``<video>.npy`` per test video, a 0/1 value per frame;
+  the mask's length is the video's frame count.
 
 Annotation frame numbers follow the UCF-Crime files: frame ``k`` of an annotation is the
 ``k``-th decoded frame counting from 1, and ``start..end`` is inclusive, so an interval becomes
@@ -26,7 +31,7 @@ Video names are matched to feature-store ids by exact id, or by :func:`video_key
 path component with a video extension stripped): ``Assault018_x264.mp4`` matches the store id
 ``Assault/Assault018_x264``.
 
-Length: over 500 lines because the three parsers share the interval, clipping and matching
+Length: over 500 lines because the parsers share the interval, clipping and matching
 rules that make their ground truth agree; apart they could drift.
 """
 
@@ -43,9 +48,10 @@ import numpy as np
 from memtsm.extract.sources import read_frame_counts, video_key
 
 UcfConvention = Literal["1-based-inclusive", "0-based-half-open"]
-AnnotationFormat = Literal["auto", "ucf-crime", "ucsd", "csv"]
+AnnotationFormat = Literal["auto", "ucf-crime", "ucsd", "csv", "xd-violence", "shanghaitech"]
 UCF_CONVENTIONS: tuple[str, ...] = ("1-based-inclusive", "0-based-half-open")
-ANNOTATION_FORMATS: tuple[str, ...] = ("auto", "ucf-crime", "ucsd", "csv")
+ANNOTATION_FORMATS: tuple[str, ...] = ("auto", "ucf-crime", "ucsd", "csv", "xd-violence",
+                                       "shanghaitech")
 #: Default UCSD id scheme: the n-th video of the ``.m`` file (counting from 1) is ``01``, ``02``...
 #: (the folder names of ``ucsd_ped2/testing``); use ``"Test{:03d}"`` for the original layout.
 UCSD_DEFAULT_NAME_FORMAT = "{:02d}"
@@ -470,7 +476,100 @@ def parse_csv(path: Path | str,
                             num_frames, str(path))
 
 
+#: ``..._label_B4-0-0`` of an XD-Violence name: its first class (``B4``).
+_XD_CLASS = re.compile(r"_label_(?P<first>[A-Z][0-9]?)")
+
+
+def parse_xd_violence(path: Path | str,
+                      frame_counts: Mapping[str, int] | Path | str | None = None
+                      ) -> FrameAnnotations:
+    """Parse XD-Violence's ``annotations.txt``: ``name s1 e1 [s2 e2 ...]``.
+
+    Frame numbers are 0-based and half-open (``[s, e)``), as the evaluation code that
+    publishes XD-Violence results reads them (``gt[s:e] = 1``); ``s == e`` is an empty interval
+    (dropped). The class is the first one named after ``_label_`` (``B4`` of
+    ``..._label_B4-0-0``).
+
+    Raises:
+        ValueError: ``"<file>:<line>: ..."`` for an odd count of numbers, a non-integer, a
+            reversed pair, or a video listed twice.
+    """
+    path = Path(path)
+    counts = _resolve_counts(frame_counts)
+    intervals: dict[str, tuple[Interval, ...]] = {}
+    classes: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for line_no, line in _lines(path):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith("#"):
+            continue
+        name, numbers = tokens[0], tokens[1:]
+        if not numbers or len(numbers) % 2:
+            raise ValueError(f"{path}:{line_no}: expected 'name start1 end1 [start2 end2 ...]' "
+                             f"(pairs of frame numbers), got {len(numbers)} number(s)")
+        if name in seen:
+            raise ValueError(f"{path}:{line_no}: video {name!r} is listed twice (first on line "
+                             f"{seen[name]})")
+        seen[name] = line_no
+        values = [_int(text, path, line_no, "frame number") for text in numbers]
+        spans: list[Interval] = []
+        for start, end in zip(values[0::2], values[1::2]):
+            if start < 0 or end < start:
+                raise ValueError(f"{path}:{line_no}: invalid frame range [{start}, {end}) "
+                                 "(0-based, half-open: need 0 <= start <= end)")
+            if start < end:
+                spans.append(_within_video((start, end), counts.get(video_key(name)), start,
+                                           end, path, line_no))
+        intervals[name] = tuple(sorted(spans))
+        match = _XD_CLASS.search(name)
+        if match:
+            classes[name] = match["first"]
+    num_frames = {name: counts[video_key(name)] for name in intervals
+                  if video_key(name) in counts}
+    return FrameAnnotations(intervals, classes, num_frames, str(path))
+
+
+def parse_shanghaitech_masks(folder: Path | str) -> FrameAnnotations:
+    """Read ShanghaiTech's per-video frame masks (``test_frame_mask/<video>.npy``).
+
+    Each mask is a 1-D array of 0/1 (any integer or bool dtype), one value per frame; its
+    anomalous runs become the intervals and its length the video's frame count. A mask of
+    zeros is a normal test video.
+
+    Raises:
+        ValueError: ``"<file>: ..."`` for a mask that is not a 1-D 0/1 array, or a folder
+            without masks.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: ShanghaiTech ground truth is a folder of <video>.npy frame "
+                         "masks (test_frame_mask/)")
+    intervals: dict[str, tuple[Interval, ...]] = {}
+    num_frames: dict[str, int] = {}
+    for mask_path in sorted(folder.glob("*.npy")):
+        try:
+            mask = np.load(mask_path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{mask_path}: not a readable .npy frame mask: {exc}") from None
+        if mask.ndim != 1 or mask.size == 0 or not (
+                np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
+            raise ValueError(f"{mask_path}: a frame mask is a non-empty 1-D integer array, got "
+                             f"shape {mask.shape} dtype {mask.dtype}")
+        if not np.isin(mask, (0, 1)).all():
+            bad = int(np.flatnonzero(~np.isin(mask, (0, 1)))[0])
+            raise ValueError(f"{mask_path}: frame {bad}: mask value {mask[bad]} is not 0 or 1")
+        edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        intervals[mask_path.stem] = tuple((int(a), int(b)) for a, b in zip(starts, ends))
+        num_frames[mask_path.stem] = int(mask.size)
+    if not intervals:
+        raise ValueError(f"{folder}: no <video>.npy frame mask in the folder")
+    return FrameAnnotations(intervals, {}, num_frames, str(folder))
+
+
 def _detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "shanghaitech"
     suffix = path.suffix.lower()
     if suffix == ".m":
         return "ucsd"
@@ -499,8 +598,9 @@ def load_annotations(path: Path | str, format: AnnotationFormat = "auto",  # noq
 
     Args:
         path: annotation file.
-        format: ``"auto"`` picks by extension (``.m`` UCSD, ``.csv`` CSV), else by the first
-            non-comment line (``TestVideoFile...`` UCSD, commas CSV, 6 or 7 fields UCF-Crime).
+        format: ``"auto"`` picks a folder as ShanghaiTech masks, else by extension (``.m``
+            UCSD, ``.csv`` CSV), else by the first non-comment line (``TestVideoFile...`` UCSD,
+            commas CSV, 6 or 7 fields UCF-Crime); XD-Violence files are named explicitly.
         frame_counts: frame counts used to clip interval ends (see :func:`read_frame_counts`).
         ucsd_name_format: id scheme of UCSD videos (see :func:`parse_ucsd_m`).
         convention: reading of UCF-Crime numbers (see :func:`parse_ucf_crime`).
@@ -517,4 +617,8 @@ def load_annotations(path: Path | str, format: AnnotationFormat = "auto",  # noq
         return parse_ucsd_m(path, ucsd_name_format, frame_counts)
     if chosen == "csv":
         return parse_csv(path, frame_counts)
+    if chosen == "xd-violence":
+        return parse_xd_violence(path, frame_counts)
+    if chosen == "shanghaitech":
+        return parse_shanghaitech_masks(path)
     return parse_ucf_crime(path, frame_counts, convention)

@@ -36,6 +36,9 @@ class EvalMetrics:
         per_class_auc: class -> ROC AUC over that class's anomalous videos plus all normal
             videos (``None`` where undefined).
         messages: why a metric is ``None``.
+        normal_false_alarm_rate: share of the frames of normal videos (no anomalous frame)
+            scored ``>= threshold``, the false-alarm rate papers report (``None`` without a
+            normal video).
     """
 
     roc_auc: float | None
@@ -51,6 +54,7 @@ class EvalMetrics:
     anomalous_video_auc: float | None
     per_class_auc: dict[str, float | None] = field(default_factory=dict)
     messages: tuple[str, ...] = ()
+    normal_false_alarm_rate: float | None = None
 
     @property
     def anomalous_fraction(self) -> float:
@@ -167,9 +171,17 @@ def frame_level_metrics(per_video: Mapping[str, tuple[np.ndarray, np.ndarray, st
         per_class[class_name] = _roc_auc(np.concatenate([v[1] for v in subset]),
                                          np.concatenate([v[2] for v in subset]),
                                          f"per_class_auc[{class_name}]", messages)
+    if normal:
+        normal_scores = np.concatenate([v[1] for v in normal])
+        false_alarms: float | None = float(np.count_nonzero(normal_scores >= threshold)
+                                           / normal_scores.size)
+    else:
+        false_alarms = None
+        messages.append("normal_false_alarm_rate: undefined, no normal video")
     return EvalMetrics(
         roc_auc=roc, pr_auc=pr_auc, pr_auc_trapz=pr_trapz, f1=f1, precision=precision,
-        recall=recall, threshold=float(threshold), n_videos=len(videos),
+        recall=recall, normal_false_alarm_rate=false_alarms, threshold=float(threshold),
+        n_videos=len(videos),
         n_frames=int(all_labels.size), n_anomalous_frames=positives,
         anomalous_video_auc=anomalous_auc, per_class_auc=per_class, messages=tuple(messages))
 

@@ -1,11 +1,11 @@
-"""Strict readers of external feature files: Sultani et al.'s text files, CSV, NumPy arrays.
+"""Strict readers of external feature files: Sultani et al.'s text files, CSV, NumPy arrays, lists.
 
 Parsing is strict, so a damaged file fails instead of giving wrong values: text files hold plain
 ASCII decimal numbers within the float32 range of the store, every line ends with a line end
 (LF or CRLF), and anything else (garbage, NaN/inf, a row of another length, a blank
 line or header amid the data, non-ASCII bytes, a truncated or corrupt file) raises
 ``ValueError("<file>:<line>: ...")`` naming the line; ``.npy`` errors name the file and, for a
-bad value, the row.
+bad value, the row; published feature lists (:func:`read_feature_list`) name file and line.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import gzip
 import re
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -191,13 +192,17 @@ def read_segment_csv(path: Path | str) -> tuple[int, np.ndarray]:
         return width, _parse_rows(path, lines, b",", line_no + 1)
 
 
-def read_npy(path: Path | str) -> np.ndarray:
-    """Read ``[T, D]`` or ``[T, crops, D]`` features (crops averaged) as ``float64 [T, D]``.
+def read_npy_array(path: Path | str, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:
+    """Read a ``.npy`` feature array as ``float64``, ``[T, D]`` or ``[T, crops, D]``.
+
+    Args:
+        path: the file.
+        ndims: the ranks accepted (``(2,)``: one crop per file, ``(3,)``: crops inside).
 
     Raises:
         ValueError: ``"<file>: ..."`` for a file that is not a ``.npy`` array (truncated, random
-            bytes, ``.npz``, pickled objects), another shape or dtype, and ``"<file>: row <i>:
-            ..."`` (``i`` 0-based) for NaN/inf or a value beyond float32.
+            bytes, ``.npz``, pickled objects), another rank or dtype, an empty axis, and
+            ``"<file>: row <i>: ..."`` (``i`` 0-based) for NaN/inf or a value beyond float32.
     """
     path = Path(path)
     try:
@@ -209,18 +214,121 @@ def read_npy(path: Path | str) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .npy array: {exc}") from None
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise ValueError(f"{path}: expected a real numeric array, got dtype {array.dtype}")
-    if array.ndim == 3 and array.size:
-        array = array.astype(np.float64).mean(axis=1)
-    if array.ndim != 2 or array.size == 0:
-        raise ValueError(f"{path}: expected features [T, D] or [T, crops, D] with no empty "
-                         f"axis, got shape {array.shape}")
+    if array.ndim not in ndims or array.size == 0:
+        shapes = " or ".join({2: "[T, D]", 3: "[T, crops, D]"}[n] for n in ndims)
+        raise ValueError(f"{path}: expected features {shapes} with no empty axis, got shape "
+                         f"{array.shape}")
     array = array.astype(np.float64)
     bad = ~(np.abs(array) <= FLOAT32_MAX)
     if bad.any():
-        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        rows = bad.reshape(bad.shape[0], -1)
+        row = int(np.flatnonzero(rows.any(axis=1))[0])
         value = float(array[row][bad[row]][0])
         if not np.isfinite(value):
             raise ValueError(f"{path}: row {row}: NaN or inf value")
         raise ValueError(f"{path}: row {row}: value {value:.4g} is outside the float32 range "
                          f"of the store (|x| <= {FLOAT32_MAX:.4g})")
     return array
+
+
+def read_npy(path: Path | str) -> np.ndarray:
+    """Read ``[T, D]`` or ``[T, crops, D]`` features (crops averaged) as ``float64 [T, D]``.
+
+    Raises:
+        ValueError: as :func:`read_npy_array`.
+    """
+    array = read_npy_array(path)
+    return array.mean(axis=1) if array.ndim == 3 else array
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a published feature list.
+
+    Attributes:
+        line: 1-based line number in the list file.
+        name: the file name the line gives (folders dropped: published lists hold the
+            authors' absolute paths, POSIX or Windows).
+        label: the label the line gives (``None``: the line gives none).
+        class_name: the class the line gives (``""``: none).
+    """
+
+    line: int
+    name: str
+    label: int | None = None
+    class_name: str = ""
+
+
+#: Class names of normal videos in the label column of published lists (UCF-Crime's
+#: ``Normal``, XD-Violence's ``A``).
+NORMAL_LIST_CLASSES = ("Normal", "A")
+_LIST_LABEL = re.compile(r"[01]")
+
+
+def _list_file_name(text: str) -> str:
+    return re.split(r"[\\/]", text)[-1]
+
+
+def read_feature_list(path: Path | str) -> list[ListEntry]:
+    """Read a published list of feature files.
+
+    Two forms:
+
+    * ``.list`` / text (RTFM, UR-DMU, PEL4VAD): one path per line, optionally followed by
+      whitespace and a ``0``/``1`` label;
+    * CSV with a ``path,label`` header (VadCLIP): the label is a class name, ``Normal`` or
+      ``A`` (XD-Violence) for normal videos, anything else (``Abuse``, ``B1-0-0``) anomalous.
+
+    Blank lines are allowed at the end only; ``#`` starts a comment line in text lists.
+
+    Returns:
+        The entries in file order.
+
+    Raises:
+        ValueError: ``"<file>:<line>: ..."`` for a malformed line, a file listed twice, or an
+            empty list.
+    """
+    path = Path(path)
+    entries: list[ListEntry] = []
+    seen: dict[str, int] = {}
+    csv_form: bool | None = None
+    blank_at: int | None = None
+    with open(path, encoding="utf-8-sig", newline=None) as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").strip()
+            if not line:
+                blank_at = blank_at or line_no
+                continue
+            if blank_at is not None:
+                raise ValueError(f"{path}:{blank_at}: blank line amid the list (allowed only at "
+                                 "the end)")
+            if csv_form is None:
+                csv_form = [cell.strip().lower() for cell in line.split(",")] == ["path", "label"]
+                if csv_form:
+                    continue
+            if line.startswith("#") and not csv_form:
+                continue
+            if csv_form:
+                cells = [cell.strip() for cell in line.split(",")]
+                if len(cells) != 2 or not cells[0] or not cells[1]:
+                    raise ValueError(f"{path}:{line_no}: expected 'path,label', got {line!r}")
+                label = 0 if cells[1] in NORMAL_LIST_CLASSES else 1
+                entry = ListEntry(line_no, _list_file_name(cells[0]), label,
+                                  "Normal" if label == 0 else cells[1])
+            else:
+                tokens = line.split()
+                if len(tokens) > 2 or (len(tokens) == 2 and not _LIST_LABEL.fullmatch(tokens[1])):
+                    raise ValueError(f"{path}:{line_no}: expected 'path' or 'path 0|1', got "
+                                     f"{line!r}")
+                entry = ListEntry(line_no, _list_file_name(tokens[0]),
+                                  int(tokens[1]) if len(tokens) == 2 else None)
+            if not entry.name:
+                raise ValueError(f"{path}:{line_no}: no file name in {line!r}")
+            if entry.name in seen:
+                raise ValueError(f"{path}:{line_no}: {entry.name!r} is listed twice (first on "
+                                 f"line {seen[entry.name]})")
+            seen[entry.name] = line_no
+            entries.append(entry)
+    if not entries:
+        raise ValueError(f"{path}:1: the list names no feature file")
+    return entries

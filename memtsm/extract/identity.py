@@ -30,9 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #: The extractor name of features computed by ``memtsm extract``.
 XFEAT_EXTRACTOR = "xfeat"
 #: Fields that may differ between a checkpoint's features and the features it scores: the
-#: storage precision of stored features does not change what they mean.
-SCORING_IGNORES = ("dtype",)
-_OPTIONAL = ("extractor", "xfeat_weights_sha256", "network_precision")
+#: storage precision of stored features does not change what they mean, and a scorer trained on
+#: single crops scores the mean over crops (what RTFM, UR-DMU and VadCLIP report), so the crop
+#: view of a store is recorded but does not stop scoring.
+SCORING_IGNORES = ("dtype", "crops")
+_OPTIONAL = ("extractor", "xfeat_weights_sha256", "network_precision", "crops")
 #: The precision of the network of every store written before ``network_precision`` existed.
 FULL_PRECISION = "fp32"
 
@@ -53,6 +55,9 @@ class FeatureIdentity:
         network_precision: ``None`` for fp32 (every fp32 engine gives the same features, and
             stores written before this field existed are fp32); ``"bf16"`` otherwise, which
             makes different features.
+        crops: for features published per crop (RTFM's ``[T, 10, D]``, UR-DMU's
+            ``Name__k.npy``): ``{"count": n, "use": "mean" | "each" | "crop k"}`` (see
+            :mod:`memtsm.extract.external`); ``None`` for features without crops.
         extra: keys of a newer format that this version does not know; kept and compared.
     """
 
@@ -63,6 +68,7 @@ class FeatureIdentity:
     extractor: str | None = None
     xfeat_weights_sha256: str | None = None
     network_precision: str | None = None
+    crops: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +78,8 @@ class FeatureIdentity:
         # JSON round trip: a canonical, plain copy (tuples -> lists) that compares like the file.
         object.__setattr__(self, "feature_spec", json.loads(json.dumps(dict(self.feature_spec))))
         object.__setattr__(self, "extra", json.loads(json.dumps(dict(self.extra))))
+        if self.crops is not None:
+            object.__setattr__(self, "crops", json.loads(json.dumps(dict(self.crops))))
 
     # -- the two producers ---------------------------------------------------------------------
 
@@ -91,16 +99,21 @@ class FeatureIdentity:
 
     @classmethod
     def of_import(cls, feature_name: str, normalize: str, clip_len: int,
-                  feature_dim: int) -> FeatureIdentity:
+                  feature_dim: int, crops: Mapping[str, Any] | None = None,
+                  audio: str | None = None) -> FeatureIdentity:
         """Identity of external features (C3D, I3D...) imported as ``float32``.
 
         The file format they came in is provenance, not identity: Sultani text files and CSV
-        files of the same C3D features train and evaluate together.
+        files of the same C3D features train and evaluate together. ``crops`` is the crop view
+        of per-crop features; ``audio`` names a second modality concatenated to every row
+        (``"vggish"``), recorded in the spec only when there is one.
         """
+        spec: dict[str, Any] = {"feature_name": feature_name, "normalize": normalize,
+                                "clip_len": clip_len}
+        if audio is not None:
+            spec["audio"] = audio
         return cls(feature_dim=feature_dim, layout=f"imported:{feature_name}",
-                   feature_spec={"feature_name": feature_name, "normalize": normalize,
-                                 "clip_len": clip_len},
-                   dtype="float32")
+                   feature_spec=spec, dtype="float32", crops=crops)
 
     # -- files ---------------------------------------------------------------------------------
 

@@ -26,6 +26,13 @@ Label rules, in order; the first that applies gives the label and is recorded wi
 5. ``none``: anything else has no label (``None``): training skips it, and the label summary
    logged at the start of ``extract`` lists it.
 
+XD-Violence names (``Bad.Boys.1995__#01-11-55_01-12-40_label_B2-0-0``) follow ``xd-name``, tried
+after ``ucf-name``: ``_label_A`` is normal, any other first class (``B1``...``B6``, ``G``)
+anomalous with that class; ShanghaiTech ids (``01_0014``: anomalous, ``01_001``: normal, see
+:data:`_SHANGHAITECH_NAME`) follow ``shanghaitech-name``, tried last. ``import-features
+--list`` adds ``list``: the label column of a published feature list, taken after
+``labels-csv`` and before the name rules (:mod:`memtsm.extract.external`).
+
 Rules 3 and 4 are deliberately narrow: an arbitrary folder (``my footage/sub dir/Explosion 001
 (copy).mp4``) is no evidence of an anomaly, so such a video is unlabelled rather than guessed
 anomalous with class ``sub dir``; give it a label with ``--labels``.
@@ -87,7 +94,8 @@ _UCF_NAME = re.compile(r"^(?P<cls>[A-Za-z]+?)_?\d+(?P<x264>_x264)?$")
 #: Folder-name prefixes that say "anomalous" outright (``Anomaly/``, ``abnormal_clips/``).
 _ANOMALY_FOLDERS = ("anomal", "abnormal")
 #: Rules that can give a video its label (see the module docstring), in the order tried.
-LABEL_RULES = ("labels-csv", "normal-name", "class-folder", "ucf-name", "none")
+LABEL_RULES = ("labels-csv", "normal-name", "class-folder", "ucf-name", "none", "list", "xd-name",
+               "shanghaitech-name")
 
 
 @dataclass(frozen=True)
@@ -346,6 +354,18 @@ def read_video_list(path: Path) -> list[str]:
     return ids
 
 
+#: XD-Violence names: ``<movie or v=id>__#<times>_label_<classes>``, ``A`` for normal, else
+#: ``B1`` (fighting), ``B2`` (shooting), ``B4`` (riot), ``B5`` (abuse), ``B6`` (car accident),
+#: ``G`` (explosion) first.
+_XD_NAME = re.compile(r"__#.*_label_(?P<cls>A|B[1-6]|G)(?:-|$)")
+
+
+#: ShanghaiTech ids ``<scene 01-13>_<clip>``: the original test videos (``01_0014``, four
+#: digits) all hold anomalies, the training videos (``01_001``, three) none; the weakly
+#: supervised split (Zhong et al. 2019) draws both of its sides from the two.
+_SHANGHAITECH_NAME = re.compile(r"(?:0[1-9]|1[0-3])_(?P<clip>[0-9]{3,4})")
+
+
 def _names_class_folder(folder: str, name: str) -> bool:
     """``Running/Running003`` or ``Assault/x``: the folder is the video's class (rule 3)."""
     if folder.lower() in _UCF_CLASS_KEYS or folder.lower().startswith(_ANOMALY_FOLDERS):
@@ -365,6 +385,14 @@ def infer_label(video_id: str) -> VideoLabel:
     match = _UCF_NAME.match(name)
     if match and (match["x264"] or match["cls"].lower() in _UCF_CLASS_KEYS):
         return VideoLabel(1, match["cls"], "ucf-name")
+    match = _XD_NAME.search(name)
+    if match:
+        normal = match["cls"] == "A"
+        return VideoLabel(0 if normal else 1, NORMAL_CLASS if normal else match["cls"], "xd-name")
+    match = _SHANGHAITECH_NAME.fullmatch(name)
+    if match:
+        anomalous = len(match["clip"]) == 4
+        return VideoLabel(int(anomalous), "" if anomalous else NORMAL_CLASS, "shanghaitech-name")
     return VideoLabel(None, "", "none")
 
 
