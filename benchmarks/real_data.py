@@ -26,12 +26,12 @@ from pathlib import Path
 from memtsm.evaluate.protocol import EvalConfig, evaluate
 from memtsm.extract import ExtractConfig, extract
 from memtsm.extract.external import import_features
-from memtsm.train.config import ScorerOptions, TrainConfig
+from memtsm.train.config import MODEL_NAMES, ScorerOptions, TrainConfig
 from memtsm.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MEMTSM_SHARED_DATA", REPO.parent / "shared" / "data"))
-MODELS = ("memtsm", "mil-mlp")
+MODELS = MODEL_NAMES
 
 
 def prepare_c3d(work: Path) -> tuple[Path, Path, Path, Path | None]:

@@ -149,6 +149,12 @@ class ScorerOptions:
     """Dropout of the MemTSM trunk and head, in ``[0, 1)``."""
     head_hidden: int = DEFAULT_HEAD_HIDDEN
     """Hidden width of the MemTSM scoring head."""
+    temporal_shift: bool = True
+    """MemTSM blocks shift channels in time (False: an ablation)."""
+    squeeze_excite: bool = True
+    """MemTSM blocks gate channels with the local SE (False: an ablation)."""
+    head_readout: bool = True
+    """MemTSM's head reads the memory read-out beside the embedding (False: an ablation)."""
     mil_hidden: tuple[int, int] = DEFAULT_MIL_HIDDEN
     """Hidden widths of the baseline MLP."""
     mil_dropout: float = DEFAULT_MIL_DROPOUT
@@ -186,8 +192,9 @@ class ScorerOptions:
             ):
                 raise ValueError(f"{name} must be a tuple of two ints >= 1, got {hidden!r}")
         _require_unit_interval("mil_dropout", self.mil_dropout, closed_right=False)
-        if not isinstance(self.mil_linear_second, bool):
-            raise ValueError(f"mil_linear_second must be a bool, got {self.mil_linear_second!r}")
+        for name in ("mil_linear_second", "temporal_shift", "squeeze_excite", "head_readout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         _require_int("rtfm_channels", self.rtfm_channels, 8)
         if self.rtfm_channels % 8:
             raise ValueError(f"rtfm_channels must be a multiple of 8, got {self.rtfm_channels!r}")

@@ -62,6 +62,8 @@ class TemporalBlock(nn.Module):
         se_reduction: SE bottleneck ratio.
         se_window: Odd width of the local SE squeeze.
         dropout: Dropout after the conv activation.
+        shift: Apply the temporal shift (off: an ablation).
+        squeeze_excite: Apply the SE gate (off: an ablation).
     """
 
     def __init__(
@@ -72,6 +74,8 @@ class TemporalBlock(nn.Module):
         se_reduction: int = DEFAULT_SE_REDUCTION,
         se_window: int = DEFAULT_SE_WINDOW,
         dropout: float = DEFAULT_DROPOUT,
+        shift: bool = True,
+        squeeze_excite: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
@@ -80,18 +84,21 @@ class TemporalBlock(nn.Module):
             raise ValueError(
                 "se_window must be an odd int: a global SE squeeze has no finite reach"
             )
-        self.shift = TemporalShift(n_div)
+        self.shift = TemporalShift(n_div) if shift else None
         self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
         self.act = nn.GELU()
         self.dropout = nn.Dropout(dropout)
-        self.se = SqueezeExcite(channels, se_reduction, window=se_window)
+        self.se = (SqueezeExcite(channels, se_reduction, window=se_window) if squeeze_excite
+                   else None)
         self.norm = nn.LayerNorm(channels)
 
     @property
     def receptive_field(self) -> int:
         """Segments on each side of ``t`` that influence output ``t`` of this block."""
         conv_reach = self.conv.kernel_size[0] // 2
-        return self.shift.receptive_field + conv_reach + int(self.se.receptive_field)
+        shift_reach = 0 if self.shift is None else self.shift.receptive_field
+        se_reach = 0 if self.se is None else int(self.se.receptive_field)
+        return shift_reach + conv_reach + se_reach
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Mix each segment with its temporal neighbourhood.
@@ -110,10 +117,14 @@ class TemporalBlock(nn.Module):
         """
         # The shift zeroes padded steps in its input *and* output, so the conv's zero padding and
         # the padded steps of a short video look the same to the conv.
-        h = self.shift(x, mask)
+        if self.shift is not None:
+            h = self.shift(x, mask)
+        else:
+            h = x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)
         h = self.conv(h.transpose(1, 2)).transpose(1, 2)
         h = self.dropout(self.act(h))
-        h = self.se(h, mask)
+        if self.se is not None:
+            h = self.se(h, mask)
         return self.norm(x + h)
 
 
@@ -146,11 +157,14 @@ class MemTSMScorer(nn.Module):
                 se_reduction=config.se_reduction,
                 se_window=config.se_window,
                 dropout=config.dropout,
+                shift=config.temporal_shift,
+                squeeze_excite=config.squeeze_excite,
             )
             for _ in range(config.num_blocks)
         )
         self.memory = MemoryBank(config.mem_size, channels=c, temperature=config.mem_temperature)
-        head_in = 3 * c  # concat(embedding, readout, embedding - readout)
+        # concat(embedding, readout, embedding - readout), or the embedding alone (ablation)
+        head_in = 3 * c if config.head_readout else c
         self.head = nn.Sequential(
             nn.Linear(head_in, config.head_hidden),
             nn.GELU(),
@@ -202,7 +216,8 @@ class MemTSMScorer(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         read = self.memory(x)
-        head_in = torch.cat([x, read.readout, x - read.readout], dim=-1)  # [B, T, 3C]
+        head_in = (torch.cat([x, read.readout, x - read.readout], dim=-1)  # [B, T, 3C]
+                   if self.config.head_readout else x)
         logits = self.head(head_in).squeeze(-1)
         return ScorerOutput(
             scores=logits.sigmoid(),

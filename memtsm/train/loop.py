@@ -34,7 +34,7 @@ Validation that cannot rank is warned about (``logging`` WARNING, also in
 :data:`memtsm.train.data.MIN_VAL_VIDEOS_PER_CLASS` validation videos of a class (before the first
 epoch, :func:`memtsm.train.data.validation_warning`), and, at the end, a best validation ROC-AUC
 that is undefined or no better than chance (<= 0.5), or one saturated at 1.0 in several epochs
-(those were then told apart by validation loss alone).
+(those were then told apart by the tie-break alone).
 
 Run directory::
 
@@ -193,7 +193,8 @@ def _is_better(auc: float | None, loss: float, best_auc: float | None,
     return best_loss is None or loss < best_loss
 
 
-def _selection_warnings(history: list[dict[str, Any]], best_epoch: int) -> list[str]:
+def _selection_warnings(history: list[dict[str, Any]], best_epoch: int,
+                        tie_break: str) -> list[str]:
     """Why the best epoch's validation ROC-AUC says little (see the module docstring)."""
     if not history or not best_epoch:
         return []
@@ -208,8 +209,10 @@ def _selection_warnings(history: list[dict[str, Any]], best_epoch: int) -> list[
                 "detector"]
     saturated = sum(auc == 1.0 for auc in aucs)
     if best == 1.0 and saturated > 1:
+        rule = ("the latest of them was kept" if tie_break == "latest"
+                else "they were told apart by validation loss alone")
         return [f"validation ROC-AUC is saturated at 1.0 in {saturated} of {len(aucs)} epochs: "
-                "those epochs were told apart by validation loss alone"]
+                f"{rule} (--tie-break {tie_break})"]
     return []
 
 
@@ -486,7 +489,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     if history and world.is_main:
         plot_curves(history, run_dir / CURVES_NAME, used_terms(config))
     warnings = [split_warning] if split_warning else []
-    for message in _selection_warnings(history, best_epoch):
+    for message in _selection_warnings(history, best_epoch, config.tie_break):
         if world.is_main:
             logger.warning("%s", message)
         warnings.append(message)
