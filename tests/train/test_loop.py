@@ -338,11 +338,13 @@ def test_saturated_or_chance_validation_auc_is_warned_about():
     from memtsm.train.loop import _selection_warnings
 
     rows = [{"val_auc": auc} for auc in (0.0, 0.0, 0.0)]
-    assert "no better than chance" in _selection_warnings(rows, 1)[0]
+    assert "no better than chance" in _selection_warnings(rows, 1, "latest")[0]
     rows = [{"val_auc": auc} for auc in (0.5, 1.0, 1.0)]
-    assert "saturated at 1.0 in 2 of 3 epochs" in _selection_warnings(rows, 2)[0]
-    assert "undefined" in _selection_warnings([{"val_auc": None}], 1)[0]
-    assert _selection_warnings([{"val_auc": auc} for auc in (0.6, 0.9, 1.0)], 3) == []
+    saturated = _selection_warnings(rows, 3, "latest")[0]
+    assert "saturated at 1.0 in 2 of 3 epochs" in saturated and "latest" in saturated
+    assert "validation loss" in _selection_warnings(rows, 2, "val-loss")[0]
+    assert "undefined" in _selection_warnings([{"val_auc": None}], 1, "latest")[0]
+    assert _selection_warnings([{"val_auc": auc} for auc in (0.6, 0.9, 1.0)], 3, "latest") == []
 
 
 def test_cli_says_the_best_epoch_is_unreliable(tmp_path):
