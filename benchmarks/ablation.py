@@ -36,6 +36,7 @@ from real_data import SHARED, prepare_c3d  # noqa: E402
 from memtsm.evaluate.protocol import EvalConfig, evaluate  # noqa: E402
 from memtsm.extract import ExtractConfig, extract  # noqa: E402
 from memtsm.extract.store import FeatureStore, FeatureStoreWriter  # noqa: E402
+from memtsm.runtime.threads import configure_threads  # noqa: E402
 from memtsm.train.config import TrainConfig  # noqa: E402
 from memtsm.train.loop import train  # noqa: E402
 
@@ -110,8 +111,8 @@ def run_one(fold: dict[str, Any], variant: str, seed: int, work: Path) -> dict[s
     base = TrainConfig(features=(str(fold["train"]),), out=str(run_dir), seed=seed,
                        device="cpu")
     started = time.perf_counter()
-    if not (run_dir / "best.pt").exists():
-        train(base.replace(**VARIANTS[variant]))
+    # resume: an interrupted run continues, a finished one returns at once
+    train(base.replace(resume=True, **VARIANTS[variant]))
     seconds = time.perf_counter() - started
     result = evaluate(EvalConfig(
         checkpoint=str(run_dir / "best.pt"), features=(str(fold["test"]),),
@@ -150,7 +151,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--work", type=Path, default=Path("ablation-runs"))
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the CPUs)")
     args = parser.parse_args()
+    configure_threads(args.threads)
     work = args.work / args.dataset
     folds = c3d_folds(work) if args.dataset == "c3d" else prepare_ped2_folds(work)
     rows = []
