@@ -41,8 +41,8 @@ own video ``<id>__<k>`` (UR-DMU, PEL4VAD and VadCLIP train on every crop as a ba
 10 crops of a video together and averages their scores); ``"<k>"`` keeps crop ``k`` only
 (VadCLIP's test lists name crop 0). The choice and the crop count are the store identity's
 ``crops`` field, which scoring ignores (a scorer trained on single crops scores crop means).
-Held-out validation splits videos, so with ``"each"`` crops of one video can land on both sides
-of the validation split (validation is then optimistic; the test set is never touched).
+With ``"each"``, training's validation split keeps the crops of one video on one side
+(:func:`memtsm.train.data.crop_groups`).
 
 A second modality (``audio``: XD-Violence's VGGish ``<Name>__vggish.npy``, ``[T, 128]``) is
 concatenated to every crop's rows (``feature_dim = D + 128``, ``audio`` in the identity's spec);

@@ -268,7 +268,8 @@ SPLIT_STREAM, SAMPLER_STREAM, DROPOUT_STREAM = 1, 2, 3
 
 
 def stratified_split(
-    labels: Sequence[int] | torch.Tensor, val_fraction: float, seed: int
+    labels: Sequence[int] | torch.Tensor, val_fraction: float, seed: int,
+    groups: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split bag indices into train and validation, per class (see the module docstring).
 
@@ -276,6 +277,8 @@ def stratified_split(
         labels: ``[N]`` 0/1 labels.
         val_fraction: Fraction of each class to hold out, in (0, 1).
         seed: Seeds the ``torch.Generator`` that shuffles each class.
+        groups: Optional ``[N]`` group of each bag (the crops of one video): a group's bags all
+            go to the same side, and the fraction counts groups. ``None``: every bag alone.
 
     Returns:
         ``(train_indices, val_indices)``, each sorted ``int64``.
@@ -286,6 +289,8 @@ def stratified_split(
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     labels = torch.as_tensor(labels, dtype=torch.int64)
+    if groups is not None:
+        return _grouped_split(labels, val_fraction, seed, list(groups))
     generator = torch.Generator().manual_seed(derive_seed(seed, SPLIT_STREAM))
     train: list[torch.Tensor] = []
     val: list[torch.Tensor] = []
@@ -297,6 +302,37 @@ def stratified_split(
         val.append(shuffled[:n_val])
         train.append(shuffled[n_val:])
     return (torch.cat(train).sort().values.numpy(), torch.cat(val).sort().values.numpy())
+
+
+def _grouped_split(labels: torch.Tensor, val_fraction: float, seed: int,
+                   groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stratified_split` over groups: split the groups, then expand them to bags."""
+    if len(groups) != labels.numel():
+        raise ValueError(f"groups has {len(groups)} entries for {labels.numel()} bags")
+    names = sorted(set(groups))
+    members = {name: [] for name in names}
+    for index, name in enumerate(groups):
+        members[name].append(index)
+    group_labels = []
+    for name in names:
+        values = {int(labels[i]) for i in members[name]}
+        if len(values) != 1:
+            raise ValueError(f"the bags of {name!r} have different labels")
+        group_labels.append(values.pop())
+    train_groups, val_groups = stratified_split(group_labels, val_fraction, seed)
+
+    def expand(chosen: np.ndarray) -> np.ndarray:
+        return np.sort(np.array([i for g in chosen for i in members[names[g]]], dtype=np.int64))
+
+    return expand(train_groups), expand(val_groups)
+
+
+def crop_groups(bags: Sequence[BagInfo], identity: FeatureIdentity) -> list[str] | None:
+    """The video of each bag when the stores hold every crop as its own bag (``Name__k``)."""
+    crops = identity.crops or {}
+    if crops.get("use") != "each":
+        return None
+    return [bag.video_id.rsplit("__", 1)[0] for bag in bags]
 
 
 #: Fewest validation videos of each class for a validation ROC-AUC that can rank epochs (fewer:

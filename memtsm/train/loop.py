@@ -116,6 +116,7 @@ from memtsm.train.data import (
     BalancedBatchSampler,
     DataError,
     check_batch_split,
+    crop_groups,
     derive_seed,
     load_bags,
     split_batch,
@@ -376,7 +377,9 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     resume_ckpt = load_checkpoint_bytes(last_bytes, last_path) if last_bytes else None
 
     data = load_bags(config.features, config.num_segments)
-    train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
+    # Crops of one video stay on one side of the split (else validation sees its training bags).
+    train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed,
+                                          crop_groups(data.bags, data.identity))
     n_normal, n_anomalous = data.class_counts()
     train_labels = data.labels[torch.as_tensor(train_idx)]
     config = config.fitted(int((train_labels == NORMAL).sum()),

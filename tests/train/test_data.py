@@ -274,3 +274,21 @@ def test_sampler_steps_per_epoch_override():
     for batch in batches:
         assert [labels[i] for i in batch.tolist()] == [0, 0, 1, 1]
     assert len(BalancedBatchSampler(labels, batch_size=4, seed=0)) == 2
+
+
+def test_grouped_split_keeps_the_crops_of_a_video_together():
+    from memtsm.train.data import stratified_split
+
+    videos = [f"n{i}" for i in range(6)] + [f"a{i}" for i in range(4)]
+    groups = [v for v in videos for _ in range(5)]  # 5 crops each
+    labels = [0 if v.startswith("n") else 1 for v in groups]
+    for seed in range(5):
+        train_idx, val_idx = stratified_split(labels, 0.34, seed, groups)
+        assert sorted(np.concatenate([train_idx, val_idx]).tolist()) == list(range(50))
+        train_videos = {groups[i] for i in train_idx}
+        val_videos = {groups[i] for i in val_idx}
+        assert not train_videos & val_videos
+        assert len([v for v in val_videos if v.startswith("n")]) == 2  # round(0.34 * 6)
+        assert len([v for v in val_videos if v.startswith("a")]) == 1  # round(0.34 * 4)
+    with pytest.raises(ValueError, match="different labels"):
+        stratified_split([0, 1], 0.5, 0, ["v", "v"])
