@@ -8,6 +8,7 @@ change between sampled frames, and pooling (:mod:`memtsm.extract.layouts`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,8 +167,27 @@ class ClipPooler:
         missing = [c for c in range(num_clips) if c not in self._counts]
         if num_clips == 0 or missing:
             raise ValueError(f"no sampled frame in clips {missing[:5]} of {num_clips}")
-        features = torch.stack([self._sums[c] / self._counts[c] for c in range(num_clips)])
-        starts = np.arange(num_clips, dtype=np.int64) * self.clip_len
+        return self._pooled(range(num_clips), num_frames)
+
+    def pop_complete(self, frames_seen: int, final: bool = False) -> PooledClips | None:
+        """Clips whose last frame is among the first ``frames_seen``, removed from the pooler.
+
+        For streams: the vectors equal :meth:`finish`'s. ``final=True`` also returns the last,
+        partial clip (the stream ended after ``frames_seen`` frames). ``None`` when no clip is
+        complete.
+        """
+        done = sorted(c for c in self._counts
+                      if final or (c + 1) * self.clip_len <= frames_seen)
+        if not done:
+            return None
+        pooled = self._pooled(done, frames_seen)
+        for clip in done:
+            del self._sums[clip], self._counts[clip]
+        return pooled
+
+    def _pooled(self, clips: Sequence[int], num_frames: int) -> PooledClips:
+        features = torch.stack([self._sums[c] / self._counts[c] for c in clips])
+        starts = np.asarray(clips, dtype=np.int64) * self.clip_len
         ends = np.minimum(starts + self.clip_len, num_frames)
         return PooledClips(
             features=features.float().numpy(),
