@@ -173,27 +173,43 @@ class _ClipWriter:
 
 
 class EvidenceRecorder:
-    """A stream's recent frames (bounded ring) and the evidence clips of its alerts."""
+    """A stream's recent frames (bounded ring) and the evidence clips of its alerts.
 
-    def __init__(self, folder: Path, fps: float, capacity: int, config: AlertConfig) -> None:
+    Frames enter the ring as they arrive, but go into a clip only once they are *settled*: older
+    than the newest final score (:meth:`settle`), since alerts are decided on final scores, which
+    come the scorer's look-ahead after the frames. An open alert's clip also holds back the last
+    ``close_after`` segments (less the post-roll): if the alert closes there, those frames may lie
+    past its post-roll.
+    """
+
+    def __init__(self, folder: Path, fps: float, capacity: int, config: AlertConfig,
+                 clip_len: int) -> None:
         self.folder = folder
         self.fps = fps
         self.config = config
+        self.hold = max(0, config.close_after * clip_len - self._frames(config.post_roll))
         self._ring: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, capacity))
         self._writers: dict[str, _ClipWriter] = {}
+        self._settled = 0
 
-    @property
-    def pre_frames(self) -> int:
-        """Frames of pre-roll."""
-        return int(round(self.config.pre_roll * self.fps))
+    def _frames(self, seconds: float) -> int:
+        return int(round(seconds * self.fps))
 
-    def add(self, index: int, image: np.ndarray) -> list[dict[str, Any]]:
-        """Keep a frame; feed the clips being written; return events of clips completed."""
+    def add(self, index: int, image: np.ndarray) -> None:
+        """Keep a frame (``uint8 [H, W, 1]``) in the ring."""
         self._ring.append((index, image))
+
+    def settle(self, frame: int) -> list[dict[str, Any]]:
+        """Frames before ``frame`` have final scores: write them; return completed clips."""
+        self._settled = max(self._settled, frame)
         done = []
         for alert, writer in list(self._writers.items()):
-            writer.write(index, image)
-            if writer.stop_frame is not None and index + 1 >= writer.stop_frame:
+            limit = self._settled - self.hold if writer.stop_frame is None \
+                else min(self._settled, writer.stop_frame)
+            for index, image in self._ring:
+                if index < limit:
+                    writer.write(index, image)
+            if writer.stop_frame is not None and writer.last_frame + 1 >= writer.stop_frame:
                 done.append(self._finish(alert))
         return done
 
@@ -201,8 +217,7 @@ class EvidenceRecorder:
         """An alert opened: write its thumbnail and begin its clip with the pre-roll."""
         alert = event["alert"]
         thumbnail = self.folder / f"{alert}.jpg"
-        frames = dict(self._ring)
-        image = frames.get(peak_frame)
+        image = dict(self._ring).get(peak_frame)
         if image is not None:
             from PIL import Image
 
@@ -210,28 +225,27 @@ class EvidenceRecorder:
                 Image.fromarray(image[:, :, 0]).save(tmp, format="JPEG", quality=85)
         height, width = self._ring[-1][1].shape[:2]
         writer = _ClipWriter(self.folder / f"{alert}.mp4", self.fps, height, width)
-        first = event["start_frame"] - self.pre_frames
-        for index, frame in self._ring:
-            if index >= first:
-                writer.write(index, frame)
+        writer.last_frame = event["start_frame"] - self._frames(self.config.pre_roll) - 1
         self._writers[alert] = writer
+        self.settle(self._settled)
         return {"thumbnail": str(thumbnail) if image is not None else None,
                 "clip": str(writer.path)}
 
     def stop(self, alert: str, end_frame: int) -> list[dict[str, Any]]:
-        """The alert closed: the clip ends ``post_roll`` after ``end_frame``."""
+        """The alert closed: its clip ends ``post_roll`` after ``end_frame``."""
         writer = self._writers.get(alert)
         if writer is None:
             return []
-        writer.stop_frame = end_frame + int(round(self.config.post_roll * self.fps))
-        if writer.last_frame + 1 >= writer.stop_frame:
-            return [self._finish(alert)]
-        return []
+        writer.stop_frame = end_frame + self._frames(self.config.post_roll)
+        return self.settle(self._settled)
 
     def close(self) -> list[dict[str, Any]]:
         """The run ended: finish every clip with the frames there are; clear the ring."""
+        if self._ring:
+            self.settle(self._ring[-1][0] + 1)
         done = [self._finish(alert) for alert in list(self._writers)]
         self._ring.clear()
+        self._settled = 0
         return done
 
     def _finish(self, alert: str) -> dict[str, Any]:

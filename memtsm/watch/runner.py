@@ -90,6 +90,7 @@ class _Connected:
 class _Gap:
     reason: str
     retry_in: float
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ class _Reader:
                                       f"gave up after {limit} reconnection(s)"))
                     return
                 delay = self.config.reconnect_delay(failures)
-                self._put(_Gap(reason or f"{self.source.name}: the stream ended", delay))
+                self._put(_Gap(reason or f"{self.source.name}: the stream ended", delay,
+                               failures))
                 self.stop.wait(delay)
         except BaseException as exc:  # noqa: BLE001 - a bug in one reader must not kill the rest
             logger.exception("reader of %s failed", self.source.name)
@@ -343,7 +345,7 @@ class Watcher:
             logger.warning("%s; reconnecting in %.1f s", item.reason, item.retry_in)
             self._emit({"event": "gap", "stream": stream.name, "reason": item.reason,
                         "after_frame": stream.frames, "retry_in": item.retry_in,
-                        "wall_time": round(now, 4)})
+                        "attempt": item.attempt, "wall_time": round(now, 4)})
         elif isinstance(item, _Ended):
             self._finish_stream(stream, "ended", item.reason)
         elif isinstance(item, _Failed):
@@ -368,7 +370,7 @@ class Watcher:
                            f"{shape[1]}x{shape[0]}; scoring restarts at frame {stream.frames}")
                 logger.warning("%s", message)
                 self._emit({"event": "gap", "stream": stream.name, "reason": message,
-                            "after_frame": stream.frames, "retry_in": 0.0,
+                            "after_frame": stream.frames, "retry_in": 0.0, "attempt": 0,
                             "wall_time": round(time.time(), 4)})
             if stream.run is None:
                 self._start_run(stream, frame, shape)
@@ -378,8 +380,7 @@ class Watcher:
             run.last_arrival = arrived
             stream.frames += 1
             if run.recorder is not None:
-                for event in run.recorder.add(stream.frames - 1, frame.image):
-                    self._emit({**event, "stream": stream.name})
+                run.recorder.add(stream.frames - 1, frame.image)
             if self.spec.sampled(index):
                 images.append(frame.image)
                 indices.append(index)
@@ -414,6 +415,8 @@ class Watcher:
             self._emit(segment.to_dict())
             self.summary.segments += segment.final
             if segment.final:
+                if run.recorder is not None:
+                    self._evidence(stream, run.recorder.settle(segment.clip.end_frame))
                 self._alerts(stream, stream.alerts.feed(segment))
 
     def _alerts(self, stream: _Stream, events: list[dict[str, Any]]) -> None:
@@ -428,8 +431,11 @@ class Watcher:
                 self.summary.alerts += 1
             self._emit(event)
             self.hooks(event)
-            for evidence in done:
-                self._emit({**evidence, "stream": stream.name})
+            self._evidence(stream, done)
+
+    def _evidence(self, stream: _Stream, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._emit({**event, "stream": stream.name})
 
     def _start_run(self, stream: _Stream, frame: Frame, shape: tuple[int, ...]) -> None:
         now = time.monotonic()
@@ -445,11 +451,13 @@ class Watcher:
         fps = stream.info.fps if stream.info is not None else self.config.frames_fps
         if self.alerts_dir is not None:
             alerts = self.config.alerts
-            # frames from the pre-roll before an alert's first segment up to the newest frame
-            # when the alert opens: open_after segments plus the scorer's look-ahead, and a batch
-            capacity = ((alerts.open_after + self.receptive_field + 2) * self.spec.clip_len
+            # frames from the pre-roll before an alert's first segment (or the frames a clip
+            # holds back) up to the newest frame: the scorer's look-ahead, and a batch
+            held = max(alerts.open_after, alerts.close_after)
+            capacity = ((held + self.receptive_field + 2) * self.spec.clip_len
                         + int(alerts.pre_roll * fps) + 2 * self.config.batch_size)
-            recorder = EvidenceRecorder(self.alerts_dir / stream.folder, fps, capacity, alerts)
+            recorder = EvidenceRecorder(self.alerts_dir / stream.folder, fps, capacity, alerts,
+                                        self.spec.clip_len)
         stream.run = _Run(
             start_frame=stream.frames, start_time=start_time, shape=shape,
             pooler=ClipPooler(self.spec.clip_len, stream.descriptor.dim),
@@ -465,8 +473,7 @@ class Watcher:
         now = time.time()
         self._alerts(stream, stream.alerts.end_run(reason, now))
         if run.recorder is not None:
-            for event in run.recorder.close():
-                self._emit({**event, "stream": stream.name})
+            self._evidence(stream, run.recorder.close())
         stream.run = None
 
     def _finish_stream(self, stream: _Stream, status: str, reason: str) -> None:

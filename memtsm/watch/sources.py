@@ -40,7 +40,7 @@ POLL_SECONDS = 0.05
 _DEFAULT_FPS = 30.0
 
 
-class SourceError(Exception):
+class SourceError(ValueError):
     """A source cannot be opened or read; the message names the source and the problem."""
 
     def __init__(self, source: str, problem: str) -> None:
