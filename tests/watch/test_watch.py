@@ -325,8 +325,8 @@ def test_a_followed_file_and_a_growing_folder_equal_offline(trained, ts_video, t
                 handle.write(data[start:start + 8192])
             time.sleep(0.01)
         for i, frame in enumerate(frames[1:], start=1):
-            Image.fromarray(frame).save(folder / f".tmp.png")
-            (folder / ".tmp.png").rename(folder / f"frame_{i:04d}.png")
+            Image.fromarray(frame).save(folder / "frame.part", format="PNG")  # not an image name
+            (folder / "frame.part").rename(folder / f"frame_{i:04d}.png")
             time.sleep(0.005)
 
     writer = threading.Thread(target=write_slowly)
