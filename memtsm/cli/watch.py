@@ -37,12 +37,11 @@ SIGNAL_EXIT_BASE = 128
 
 
 def library_defaults() -> dict[str, Any]:
-    """The fields of :class:`WatchConfig` and :class:`AlertConfig`."""
+    """The fields of :class:`WatchConfig` and :class:`AlertConfig` (flags are off by default)."""
     from memtsm.watch.config import AlertConfig, WatchConfig
 
     watch, alerts = field_defaults(WatchConfig), field_defaults(AlertConfig)
     return {"device": watch["device"], "engine": watch["engine"], "fps": watch["frames_fps"],
-            "realtime": watch["realtime"], "follow": watch["follow"],
             "rtsp_transport": watch["rtsp_transport"], "stall_seconds": watch["stall_seconds"],
             "open_timeout": watch["open_timeout"], "alert_after": alerts["open_after"],
             "alert_clear": alerts["close_after"], "pre_roll": alerts["pre_roll"],
