@@ -123,11 +123,36 @@ class XFeatDescriptor:
         Returns:
             ``float32 [N, D]`` on the CPU.
         """
-        desc = F.normalize(self.engine.descriptors(self.preprocess(frames)), dim=1)  # [N,64,h,w]
+        return self._vectors(self.engine.descriptors(self.preprocess(frames)))
+
+    def _vectors(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw descriptors ``[N, 64, h, w]`` of consecutive frames -> ``float32 [N, D]``."""
+        desc = F.normalize(raw, dim=1)
         previous = desc[:1] if self._previous is None else self._previous
         delta = (desc - torch.cat([previous, desc[:-1]], dim=0)).abs()
         self._previous = desc[-1:]
         return self.layout.frame_vectors(desc, delta).float().cpu()
+
+
+@torch.inference_mode()
+def describe_together(parts: Sequence[tuple[XFeatDescriptor, torch.Tensor]]
+                      ) -> list[torch.Tensor]:
+    """Frames of several videos in one engine call; each descriptor keeps its own previous frame.
+
+    Args:
+        parts: ``(descriptor, frames uint8 [N_i, H, W, C])`` per video; the descriptors share one
+            engine and the frames one network size (:meth:`FeatureSpec.network_size`).
+
+    Returns:
+        ``float32 [N_i, D]`` per part, as :meth:`XFeatDescriptor.describe` of each would give.
+    """
+    inputs = [descriptor.preprocess(frames) for descriptor, frames in parts]
+    raw = parts[0][0].engine.descriptors(torch.cat(inputs))
+    vectors, start = [], 0
+    for (descriptor, _), images in zip(parts, inputs):
+        vectors.append(descriptor._vectors(raw[start:start + images.shape[0]]))
+        start += images.shape[0]
+    return vectors
 
 
 @dataclass(frozen=True)

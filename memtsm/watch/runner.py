@@ -2,7 +2,8 @@
 
 One reader thread per source (:mod:`memtsm.watch.sources`) decodes frames into a bounded queue;
 the calling thread runs everything else for all streams in turn: XFeat (one engine shared by
-every stream, each stream keeping its own previous-frame state), clip pooling
+every stream, one call for the new frames of all streams, each stream keeping its own
+previous-frame state), clip pooling
 (:class:`~memtsm.extract.xfeat.ClipPooler`), the scorer over a sliding window
 (:mod:`memtsm.watch.scoring`), alerts and evidence clips (:mod:`memtsm.watch.alerts`).
 
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 import memtsm
-from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor
+from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor, describe_together
 from memtsm.runtime.files import atomic_write_text
 from memtsm.score.video import open_scorer
 from memtsm.train.checkpoint import Checkpoint
@@ -199,6 +200,17 @@ class _Stream:
 
 
 @dataclass
+class _Batch:
+    """Sampled frames of one stream's run waiting for XFeat."""
+
+    stream: _Stream
+    images: list[np.ndarray]
+    """``uint8 [H, W, 1]`` each."""
+    indices: list[int]
+    """Their frame indices in the run."""
+
+
+@dataclass
 class WatchSummary:
     """How each stream finished."""
 
@@ -300,11 +312,14 @@ class Watcher:
                 if not active:
                     break
                 self._wake.clear()
-                busy = False
+                busy, batches = False, []
                 for stream in active:
-                    busy |= self._service(stream)
+                    worked, batch = self._service(stream)
+                    busy |= worked
+                    batches.append(batch)
                     if self._stop.is_set():
                         break
+                self._describe(batches)
                 self.hooks.reap()
                 if not busy:
                     self._wake.wait(IDLE_WAIT)
@@ -314,8 +329,11 @@ class Watcher:
 
     # -- the scoring loop ----------------------------------------------------------------------
 
-    def _service(self, stream: _Stream) -> bool:
-        """Handle what the stream's reader delivered (at most a batch of frames); any work?"""
+    def _service(self, stream: _Stream) -> tuple[bool, _Batch | None]:
+        """Take what the stream's reader delivered (at most a batch of frames).
+
+        Returns whether there was any, and the sampled frames still to describe.
+        """
         frames: list[tuple[Frame, float]] = []
         worked = False
         while len(frames) < self.config.batch_size and stream.status == "running":
@@ -327,11 +345,10 @@ class Watcher:
             if isinstance(item, tuple):
                 frames.append(item)
                 continue
-            self._frames(stream, frames)
+            self._describe([self._frames(stream, frames)])
             frames = []
             self._control(stream, item)
-        self._frames(stream, frames)
-        return worked
+        return worked, self._frames(stream, frames)
 
     def _control(self, stream: _Stream, item: object) -> None:
         now = time.time()
@@ -355,14 +372,14 @@ class Watcher:
             self.summary.failures[stream.name] = item.message
             self._finish_stream(stream, "failed", item.message)
 
-    def _frames(self, stream: _Stream, frames: list[tuple[Frame, float]]) -> None:
-        """Pool and score consecutive frames of one stream."""
+    def _frames(self, stream: _Stream, frames: list[tuple[Frame, float]]) -> _Batch | None:
+        """Count consecutive frames of one stream into its run; return its sampled frames."""
         images: list[np.ndarray] = []
         indices: list[int] = []
         for frame, arrived in frames:
             shape = frame.image.shape
             if stream.run is not None and shape != stream.run.shape:
-                self._describe(stream, images, indices)
+                self._describe([_Batch(stream, images, indices)])
                 images, indices = [], []
                 old = stream.run.shape
                 self._end_run(stream, "frame size changed")
@@ -384,16 +401,27 @@ class Watcher:
             if self.spec.sampled(index):
                 images.append(frame.image)
                 indices.append(index)
-        self._describe(stream, images, indices)
+        return _Batch(stream, images, indices) if stream.run is not None else None
 
-    def _describe(self, stream: _Stream, images: list[np.ndarray], indices: list[int]) -> None:
-        run = stream.run
-        if run is None:
-            return
-        if images:
-            vectors = stream.descriptor.describe(torch.from_numpy(np.stack(images)))
-            run.pooler.add(vectors, torch.tensor(indices, dtype=torch.int64))
-        self._score(stream, run.pooler.pop_complete(run.frames))
+    def _describe(self, batches: Sequence[_Batch | None]) -> None:
+        """XFeat on several streams' sampled frames, then pooling and scoring per stream.
+
+        One engine call per network size, for every stream at once.
+        """
+        groups: dict[tuple[int, int], list[_Batch]] = {}
+        for batch in batches:
+            if batch is not None and batch.images:
+                height, width = batch.images[0].shape[:2]
+                groups.setdefault(self.spec.network_size(width, height), []).append(batch)
+        for group in groups.values():
+            vectors = describe_together([(b.stream.descriptor, torch.from_numpy(np.stack(b.images)))
+                                         for b in group])
+            for batch, part in zip(group, vectors):
+                batch.stream.run.pooler.add(part, torch.tensor(batch.indices, dtype=torch.int64))
+        for batch in batches:
+            if batch is not None:
+                run = batch.stream.run
+                self._score(batch.stream, run.pooler.pop_complete(run.frames))
 
     def _score(self, stream: _Stream, pooled, ending: bool = False) -> None:
         run = stream.run
@@ -507,7 +535,7 @@ class Watcher:
                 break
             if isinstance(item, tuple):
                 frames.append(item)
-        self._frames(stream, frames)
+        self._describe([self._frames(stream, frames)])
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.sink(event)
