@@ -104,6 +104,13 @@ def watch(
     on_alert: Annotated[Optional[str], typer.Option(
         "--on-alert", metavar="CMD", help="Command run at every alert open and close with the "
         "event as JSON on stdin; split like a shell line but never run by a shell.")] = None,
+    serve: Annotated[Optional[str], typer.Option(
+        "--serve", metavar="[HOST:]PORT", help="Serve a live dashboard (one offline page "
+        "updated by Server-Sent Events) here; HOST defaults to 127.0.0.1, any other needs "
+        "--token.")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", metavar="TOKEN", help="Secret every dashboard request must carry "
+        "(?token=TOKEN): required when --serve binds an address other than loopback.")] = None,
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
@@ -111,7 +118,7 @@ def watch(
     setup_logging(quiet)
     use_threads(threads, reserve=min(len(sources), 2))
     from memtsm.watch.config import AlertConfig, WatchConfig
-    from memtsm.watch.runner import JsonLines, Watcher
+    from memtsm.watch.runner import JsonLines, Watcher, tee
 
     try:
         config = WatchConfig(
@@ -123,16 +130,26 @@ def watch(
             alerts=AlertConfig(open_after=alert_after, close_after=alert_clear,
                                pre_roll=pre_roll, post_roll=post_roll,
                                on_alert=tuple(shlex.split(on_alert)) if on_alert else ()))
-        sink = JsonLines(jsonl)
+        lines = JsonLines(jsonl)
     except (OSError, ValueError) as exc:
         raise usage_error(str(exc)) from None
+    dashboard = None
+    closing = [lines.close]
     try:
+        sink = lines
+        if serve is not None:
+            from memtsm.watch.dashboard import Dashboard, parse_address
+
+            dashboard = Dashboard(parse_address(serve), token, alerts)
+            closing.append(dashboard.close)
+            sink = tee(lines, dashboard)
+            typer.echo(f"dashboard: {dashboard.url}", err=True)
         watcher = Watcher(sources, checkpoint, config, sink, alerts)
     except (OSError, ValueError, RuntimeError) as exc:
-        sink.close()
+        _close(closing)
         raise usage_error(str(exc)) from None
     except KeyboardInterrupt:
-        sink.close()
+        _close(closing)
         raise typer.Exit(SIGNAL_EXIT_BASE + signal.SIGINT) from None
     received: list[int] = []
 
@@ -146,9 +163,14 @@ def watch(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        sink.close()
+        _close(closing)
     if received:
         raise typer.Exit(SIGNAL_EXIT_BASE + received[0])
     for message in summary.failures.values():
         typer.echo(f"failed: {message}", err=True)
     raise typer.Exit(EXIT_FAILURES if summary.failures else EXIT_OK)
+
+
+def _close(closers: list) -> None:
+    for close in closers:
+        close()

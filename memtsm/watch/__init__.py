@@ -2,7 +2,8 @@
 
 :mod:`memtsm.watch.sources` (where frames come from), :mod:`memtsm.watch.scoring` (provisional
 and final scores over the scorer's receptive field), :mod:`memtsm.watch.alerts` (hysteresis,
-evidence clips, hooks) and :mod:`memtsm.watch.runner` (threads, reconnection, events). Only
+evidence clips, hooks), :mod:`memtsm.watch.runner` (threads, reconnection, events) and
+:mod:`memtsm.watch.dashboard` (the live page). Only
 :mod:`memtsm.watch.config` is imported here: the CLI reads its defaults without torch or PyAV.
 """
 

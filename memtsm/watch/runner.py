@@ -83,6 +83,15 @@ class JsonLines:
             self._handle.close()
 
 
+def tee(*sinks: Sink) -> Sink:
+    """One sink that gives every event to each of ``sinks`` in turn."""
+    def send(event: dict[str, Any]) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return send
+
+
 # Items a reader thread puts in its stream's queue, in order:
 # _Connected, Frame..., then _Gap (a live source will be reconnected), _Ended or _Failed.
 @dataclass(frozen=True)
@@ -372,7 +381,8 @@ class Watcher:
             stream.info = item.info
             self._emit({"event": "connected", "stream": stream.name, "fps": item.info.fps,
                         "width": item.info.width, "height": item.info.height,
-                        "codec": item.info.codec, "wall_time": round(now, 4)})
+                        "codec": item.info.codec, "threshold": self.threshold,
+                        "wall_time": round(now, 4)})
         elif isinstance(item, _Gap):
             self._end_run(stream, "gap")
             logger.warning("%s; reconnecting in %.1f s", item.reason, item.retry_in)

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from _browser import Browser, chromium_path
 from _servers import HttpServer, RtspServer, TcpServer, UdpSender, free_port, rtsp_available
 from _videos import moving_frames, write_encoded, write_video
 from PIL import Image
@@ -26,7 +29,8 @@ from memtsm.score.video import score_video
 from memtsm.train.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from memtsm.watch.alerts import AlertTracker
 from memtsm.watch.config import AlertConfig, WatchConfig
-from memtsm.watch.runner import Watcher
+from memtsm.watch.dashboard import PAGE, Dashboard
+from memtsm.watch.runner import Watcher, tee
 from memtsm.watch.scoring import Clip, WindowScorer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,9 +75,10 @@ class Events:
 class Running:
     """A :class:`Watcher` running in a thread (stopped and joined on exit)."""
 
-    def __init__(self, sources, checkpoint, config=FAST, alerts_dir=None) -> None:
+    def __init__(self, sources, checkpoint, config=FAST, alerts_dir=None, also=None) -> None:
         self.events = Events()
-        self.watcher = Watcher(sources, checkpoint, config, self.events, alerts_dir)
+        sink = tee(self.events, also) if also is not None else self.events
+        self.watcher = Watcher(sources, checkpoint, config, sink, alerts_dir)
         self.summary = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -398,18 +403,26 @@ def expected_alerts(scores: list[float], threshold: float, open_after: int,
     return alerts
 
 
-def test_alerts_open_and_close_with_evidence_clips_and_a_hook(trained, tmp_path):
-    checkpoint, _ = trained
+@pytest.fixture(scope="module")
+def alerting(trained):
+    """A video (6.4 s at 100 fps), its offline scores and a checkpoint whose threshold gives an
+    alert closed by the scores, whatever this small model learnt: ``(video, checkpoint,
+    threshold, [(first, last above)])``."""
+    checkpoint, root = trained
     frames = np.concatenate([moving_frames(240, seed=5, speed=1), moving_frames(160, seed=5,
                              speed=9), moving_frames(240, seed=5, speed=1)])
-    video = write_video(tmp_path / "incident", frames)
+    video = write_video(root / "incident", frames, fps=100)
     scores = [s["score"] for s in offline(video, checkpoint)]
-    # the highest threshold giving an alert closed by the scores, whatever this model learnt
     threshold = next(t for t in sorted(set(scores), reverse=True)
                      if (alerts := expected_alerts(scores, t, 2, 4))
                      and alerts[0][1] + 4 < len(scores))
     ckpt = dataclasses.replace(load_checkpoint(checkpoint), val_video_threshold=threshold)
-    custom = save_checkpoint(tmp_path / "alerting.pt", ckpt)
+    return video, save_checkpoint(root / "alerting.pt", ckpt), threshold, alerts
+
+
+def test_alerts_open_and_close_with_evidence_clips_and_a_hook(alerting, tmp_path):
+    video, custom, threshold, alerts = alerting
+    num_frames = 640
     hook_out = tmp_path / "hook.jsonl"
     hook = (sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write(sys.stdin.read())",
             str(hook_out))
@@ -420,7 +433,7 @@ def test_alerts_open_and_close_with_evidence_clips_and_a_hook(trained, tmp_path)
         run.join()
     opened, closed = run.events.of("alert_open"), run.events.of("alert_close")
     assert [(e["start_frame"], e["end_frame"]) for e in closed] == [
-        (16 * first, min(len(frames), 16 * (last + 1))) for first, last in alerts]
+        (16 * first, min(num_frames, 16 * (last + 1))) for first, last in alerts]
     assert [e["start_frame"] for e in opened] == [16 * first for first, _ in alerts]
     assert closed[0]["reason"] == "scores below the threshold"
     evidence = {e["alert"]: e for e in run.events.of("evidence")}
@@ -429,15 +442,17 @@ def test_alerts_open_and_close_with_evidence_clips_and_a_hook(trained, tmp_path)
         clip = evidence[alert["alert"]]
         with av.open(clip["clip"]) as container:
             decoded = sum(1 for _ in container.decode(video=0))
-        start = max(0, alert["start_frame"] - 25)  # 1 s of pre-roll at 25 fps
-        end = min(len(frames), alert["end_frame"] + 25)
+        start = max(0, alert["start_frame"] - 100)  # 1 s of pre-roll at 100 fps
+        end = min(num_frames, alert["end_frame"] + 100)
         assert (clip["start_frame"], clip["end_frame"]) == (start, end)
         assert decoded == end - start
     opened = opened[0]
     with Image.open(opened["thumbnail"]) as thumbnail:
         assert thumbnail.size == (64, 48)
-    hooked = [json.loads(line) for line in hook_out.read_text().splitlines()]
-    assert hooked == [e for e in run.events.items if e["event"] in ("alert_open", "alert_close")]
+    # one command per event, not waited for: they may finish in any order
+    hooked = sorted(hook_out.read_text().splitlines())
+    assert hooked == sorted(json.dumps(e) for e in run.events.items
+                            if e["event"] in ("alert_open", "alert_close"))
     described = json.loads((tmp_path / "alerts" / "watch_config.json").read_text())
     assert described["val_video_threshold"] == threshold and described["receptive_field"] == 12
 
@@ -458,3 +473,78 @@ def test_hysteresis_needs_n_above_to_open_and_m_below_to_close():
     assert tracker.feed(segment(11, 0.95)) and tracker.is_open  # 10 and 11 above
     [closed] = tracker.end_run("gap", 0.0)
     assert closed["reason"] == "gap" and closed["end_frame"] == 12 * 16
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+
+def test_the_dashboard_updates_live_in_chromium(alerting, tmp_path):
+    if chromium_path() is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    video, custom, _, _ = alerting
+    alerts_dir = tmp_path / "alerts"
+    dashboard = Dashboard(("127.0.0.1", 0), None, alerts_dir)
+    config = dataclasses.replace(FAST, realtime=True)  # 6.4 s of video at its frame rate
+    try:
+        with Running([str(video)], custom, config, alerts_dir, also=dashboard) as run, \
+                Browser(dashboard.url) as page:
+            assert page.wait_for("document.readyState === 'complete' && document.title")\
+                == "memtsm watch"
+            page.wait_for("document.getElementById('status').textContent === 'live'")
+            count = "+(document.querySelector('.segments') || {textContent: 0}).textContent"
+            seen = page.wait_for(f"{count} >= 1 && {count}")
+            assert not run.events.of("end"), "the stream ended before the page showed it"
+            later = page.wait_for(f"{count} >= {seen + 3} && {count}")
+            assert later > seen  # the timeline follows the stream as segments arrive
+            painted = page.evaluate(
+                "(() => { const c = document.querySelector('canvas');"
+                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                " let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; })()")
+            assert painted > 100
+            # an alert appears, with its thumbnail loaded from the server, then its clip link
+            assert page.wait_for("(document.querySelector('.alerts li img') || {}).naturalWidth"
+                                 ) == 64
+            page.wait_for("!!document.querySelector('.alerts li a.clip')")
+            assert page.evaluate("document.querySelector('.alerts li').dataset.alert") == \
+                run.events.of("alert_open")[0]["alert"]
+            run.join()
+            page.wait_for("document.querySelector('.state').textContent.startsWith('ended')")
+            assert page.evaluate(count) == len(run.events.finals())
+    finally:
+        dashboard.close()
+    assert "http://" not in PAGE and "https://" not in PAGE and "src=\"" not in PAGE
+
+
+def test_the_dashboard_checks_its_token_and_serves_only_evidence(tmp_path):
+    with pytest.raises(ValueError, match="--token"):
+        Dashboard(("0.0.0.0", 0), None)
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "alerts" / "a.jpg").write_bytes(b"jpeg")
+    (tmp_path / "secret.txt").write_text("no")
+    dashboard = Dashboard(("127.0.0.1", 0), "s3cret", tmp_path / "alerts")
+    base = dashboard.url.split("?")[0]
+
+    def status(path: str, headers: dict | None = None) -> int:
+        request = urllib.request.Request(base + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    try:
+        assert status("") == 403 and status("?token=wrong") == 403
+        assert status("?token=s3cret") == 200
+        assert status("evidence/a.jpg", {"Authorization": "Bearer s3cret"}) == 200
+        assert status("evidence/a.jpg") == 403
+        assert status("evidence/..%2Fsecret.txt?token=s3cret") == 404
+        assert status("elsewhere?token=s3cret") == 404
+    finally:
+        dashboard.close()
+
+
+def test_serving_beyond_loopback_without_a_token_is_refused(trained, long_video):
+    result = CliRunner().invoke(app, ["watch", str(long_video), "-c", str(trained[0]),
+                                      "--serve", "0.0.0.0:0"])
+    assert result.exit_code == 2
+    assert "--serve 0.0.0.0:0 is reachable from other machines: give --token" in result.output
