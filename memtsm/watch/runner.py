@@ -354,14 +354,16 @@ class Watcher:
 
     # -- the scoring loop ----------------------------------------------------------------------
 
-    def _service(self, stream: _Stream) -> tuple[bool, _Batch | None]:
-        """Take what the stream's reader delivered (at most a batch of frames).
+    def _service(self, stream: _Stream, everything: bool = False
+                 ) -> tuple[bool, _Batch | None]:
+        """Take what the stream's reader delivered: a batch of frames at most, or everything.
 
         Returns whether there was any, and the sampled frames still to describe.
         """
+        limit = None if everything else self.config.batch_size
         frames: list[tuple[Frame, float]] = []
         worked = False
-        while len(frames) < self.config.batch_size and stream.status == "running":
+        while (limit is None or len(frames) < limit) and stream.status == "running":
             try:
                 item = stream.reader.queue.get_nowait()
             except queue.Empty:
@@ -549,21 +551,15 @@ class Watcher:
             if stream.status == "running":
                 # frames already decoded are scored before the run is closed
                 self._drain(stream)
+            if stream.status == "running":
                 self._finish_stream(stream, "stopped", reason)
         self.hooks.wait()
         for stream in self.streams:
             stream.reader.thread.join(timeout=1.0)
 
     def _drain(self, stream: _Stream) -> None:
-        frames = []
-        while True:
-            try:
-                item = stream.reader.queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, tuple):
-                frames.append(item)
-        self._describe([self._frames(stream, frames)])
+        """Handle everything the reader had queued (it has stopped reading)."""
+        self._describe([self._service(stream, everything=True)[1]])
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.sink(event)
