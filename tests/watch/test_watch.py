@@ -548,3 +548,29 @@ def test_serving_beyond_loopback_without_a_token_is_refused(trained, long_video)
                                       "--serve", "0.0.0.0:0"])
     assert result.exit_code == 2
     assert "--serve 0.0.0.0:0 is reachable from other machines: give --token" in result.output
+
+
+def test_sources_by_kind_and_passwords_never_shown(tmp_path):
+    from memtsm.watch.sources import (
+        FileSource,
+        FollowedFileSource,
+        GrowingFolderSource,
+        NetworkSource,
+        SourceError,
+        open_source,
+    )
+
+    camera = open_source("rtsp://admin:hunter2@10.0.0.7:554/live", FAST)
+    assert isinstance(camera, NetworkSource) and camera.live
+    assert camera.name == "rtsp://admin:***@10.0.0.7:554/live" and "hunter2" not in camera.name
+    assert camera.options() == {"rtsp_transport": "tcp"}
+    assert open_source("/dev/video0", FAST).container_format == "v4l2"
+    (tmp_path / "clip.ts").write_bytes(b"x")
+    following = dataclasses.replace(FAST, follow=True)
+    assert type(open_source(str(tmp_path / "clip.ts"), FAST)) is FileSource
+    assert type(open_source(str(tmp_path / "clip.ts"), following)) is FollowedFileSource
+    assert type(open_source(str(tmp_path), following)) is GrowingFolderSource
+    with pytest.raises(SourceError, match="no such file or folder, and not a stream URL"):
+        open_source(str(tmp_path / "missing.mp4"), FAST)
+    with pytest.raises(SourceError, match="unsupported stream type 'ftp'"):
+        open_source("ftp://host/video.mp4", FAST)
