@@ -288,6 +288,11 @@ class Watcher:
                              config.frames_fps, config.engine)
         self.checkpoint = scorer.checkpoint
         self.model = scorer.model
+        if getattr(self.model, "receptive_field", 0) is None:
+            raise ValueError(
+                f"{checkpoint}: its {self.checkpoint.scorer_config.kind} scorer looks at the "
+                "whole video at once (no finite receptive field), so its scores cannot be "
+                "computed while a stream arrives; score recordings with memtsm score")
         self.threshold = scorer.threshold
         self.device = scorer.extractor.device
         self.spec = scorer.extractor.config.spec

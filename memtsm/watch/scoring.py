@@ -10,8 +10,9 @@ Each clip therefore gets
 * its *final* score once ``R`` later clips arrived, or when the run ends (a gap, the end of the
   stream, a shutdown): then it is the score ``memtsm score`` gives the video that ends there.
 
-A scorer with ``R = 0`` gives final scores at once. Memory is bounded: only the last ``2 R``
-clip vectors are kept.
+A scorer with ``R = 0`` gives final scores at once; one whose reach is the whole video
+(``receptive_field is None``) cannot be streamed (the runner refuses it). Memory is bounded:
+only the last ``2 R`` clip vectors are kept.
 """
 
 from __future__ import annotations
