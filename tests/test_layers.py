@@ -31,6 +31,9 @@ ALLOWED = {
               "memtsm.segments", "memtsm.train.checkpoint", "memtsm.train.data"),
     "evaluate": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.segments",
                  "memtsm.score", "memtsm.train.checkpoint"),
+    # live streams reuse extraction and scoring; nothing but the CLI imports them
+    "watch": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.score",
+              "memtsm.train.checkpoint"),
     # the generator names its classes as extraction reads them back
     "synth": ("memtsm.constants", "memtsm.runtime", "memtsm.extract.sources"),
     # a benchmark imports, trains and evaluates: it composes those three owners

@@ -14,6 +14,7 @@ command                module                                  library
 ``score``              :mod:`memtsm.cli.score`                 :mod:`memtsm.score.video`
 ``export``             :mod:`memtsm.cli.export`                :mod:`memtsm.score.export`
 ``demo``               :mod:`memtsm.cli.demo`                  :mod:`memtsm.demo`
+``watch``              :mod:`memtsm.cli.watch`                 :mod:`memtsm.watch.runner`
 =====================  ======================================  ================================
 
 What the commands share (option aliases, library defaults, exit codes, logging, progress) is in
@@ -21,7 +22,7 @@ What the commands share (option aliases, library defaults, exit codes, logging, 
 README. Heavy modules (torch, kornia, h5py, DALI) are imported inside the commands, so
 ``memtsm --help`` stays fast. Library code raises exceptions; only the CLI turns them into exit
 codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage or set-up error,
-130 interrupted.
+130 interrupted (``watch``: 128 + the signal, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from memtsm.cli import (
     score,
     sweep,
     train,
+    watch,
 )
 from memtsm.cli.options import EXIT_OK, Group
 
@@ -82,6 +84,7 @@ app.command("benchmark", cls=benchmark.Command)(benchmark.benchmark)
 app.command("score", cls=score.Command)(score.score)
 app.command("export", cls=export.Command)(export.export)
 app.command("demo", cls=demo.Command)(demo.demo)
+app.command("watch", cls=watch.Command)(watch.watch)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ change between sampled frames, and pooling (:mod:`memtsm.extract.layouts`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,11 +123,36 @@ class XFeatDescriptor:
         Returns:
             ``float32 [N, D]`` on the CPU.
         """
-        desc = F.normalize(self.engine.descriptors(self.preprocess(frames)), dim=1)  # [N,64,h,w]
+        return self._vectors(self.engine.descriptors(self.preprocess(frames)))
+
+    def _vectors(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw descriptors ``[N, 64, h, w]`` of consecutive frames -> ``float32 [N, D]``."""
+        desc = F.normalize(raw, dim=1)
         previous = desc[:1] if self._previous is None else self._previous
         delta = (desc - torch.cat([previous, desc[:-1]], dim=0)).abs()
         self._previous = desc[-1:]
         return self.layout.frame_vectors(desc, delta).float().cpu()
+
+
+@torch.inference_mode()
+def describe_together(parts: Sequence[tuple[XFeatDescriptor, torch.Tensor]]
+                      ) -> list[torch.Tensor]:
+    """Frames of several videos in one engine call; each descriptor keeps its own previous frame.
+
+    Args:
+        parts: ``(descriptor, frames uint8 [N_i, H, W, C])`` per video; the descriptors share one
+            engine and the frames one network size (:meth:`FeatureSpec.network_size`).
+
+    Returns:
+        ``float32 [N_i, D]`` per part, as :meth:`XFeatDescriptor.describe` of each would give.
+    """
+    inputs = [descriptor.preprocess(frames) for descriptor, frames in parts]
+    raw = parts[0][0].engine.descriptors(torch.cat(inputs))
+    vectors, start = [], 0
+    for (descriptor, _), images in zip(parts, inputs):
+        vectors.append(descriptor._vectors(raw[start:start + images.shape[0]]))
+        start += images.shape[0]
+    return vectors
 
 
 @dataclass(frozen=True)
@@ -166,8 +192,27 @@ class ClipPooler:
         missing = [c for c in range(num_clips) if c not in self._counts]
         if num_clips == 0 or missing:
             raise ValueError(f"no sampled frame in clips {missing[:5]} of {num_clips}")
-        features = torch.stack([self._sums[c] / self._counts[c] for c in range(num_clips)])
-        starts = np.arange(num_clips, dtype=np.int64) * self.clip_len
+        return self._pooled(range(num_clips), num_frames)
+
+    def pop_complete(self, frames_seen: int, final: bool = False) -> PooledClips | None:
+        """Clips whose last frame is among the first ``frames_seen``, removed from the pooler.
+
+        For streams: the vectors equal :meth:`finish`'s. ``final=True`` also returns the last,
+        partial clip (the stream ended after ``frames_seen`` frames). ``None`` when no clip is
+        complete.
+        """
+        done = sorted(c for c in self._counts
+                      if final or (c + 1) * self.clip_len <= frames_seen)
+        if not done:
+            return None
+        pooled = self._pooled(done, frames_seen)
+        for clip in done:
+            del self._sums[clip], self._counts[clip]
+        return pooled
+
+    def _pooled(self, clips: Sequence[int], num_frames: int) -> PooledClips:
+        features = torch.stack([self._sums[c] / self._counts[c] for c in clips])
+        starts = np.asarray(clips, dtype=np.int64) * self.clip_len
         ends = np.minimum(starts + self.clip_len, num_frames)
         return PooledClips(
             features=features.float().numpy(),

@@ -16,7 +16,9 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from torch import nn
 
 from memtsm.extract.config import ExtractConfig, FeatureSpec
 from memtsm.extract.decode import expected_frames
@@ -124,6 +126,35 @@ def _report(record: VideoRecord, scores, recon, threshold: float) -> VideoScoreR
                             segments=segments)
 
 
+class VideoScorer(NamedTuple):
+    """What scoring raw video needs: the checkpoint, its extraction, the scorer, the threshold."""
+
+    checkpoint: Checkpoint
+    extractor: FeatureExtractor
+    model: nn.Module
+    threshold: float
+
+
+def open_scorer(checkpoint: Checkpoint | Path | str, decoder: str = "auto", device: str = "auto",
+                xfeat_weights: str | None = None, frames_fps: float = ExtractConfig.frames_fps,
+                engine: str = ExtractConfig.engine) -> VideoScorer:
+    """Load the checkpoint and set up the extraction its features came from (see score_videos).
+
+    Raises:
+        IncompatibleFeaturesError: the checkpoint's features cannot be reproduced here.
+        memtsm.train.checkpoint.CheckpointError: unsafe or invalid checkpoint.
+    """
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    config = extract_config_for(ckpt, decoder, device, xfeat_weights, frames_fps=frames_fps,
+                                engine=engine)
+    extractor = FeatureExtractor(config)
+    check_identity(ckpt.feature_identity, extractor.identity, "raw-video extraction")
+    model = build_model_from_checkpoint(ckpt, extractor.device)
+    threshold = (DEFAULT_THRESHOLD if ckpt.val_video_threshold is None
+                 else float(ckpt.val_video_threshold))
+    return VideoScorer(ckpt, extractor, model, threshold)
+
+
 def score_videos(
     inputs: Sequence[Path | str],
     checkpoint: Checkpoint | Path | str,
@@ -150,14 +181,8 @@ def score_videos(
     sources = discover_videos([Path(p) for p in inputs])
     if not sources:
         raise ValueError(f"no videos or frame folders found under {', '.join(map(str, inputs))}")
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    config = extract_config_for(ckpt, decoder, device, xfeat_weights, frames_fps=frames_fps,
-                                engine=engine)
-    extractor = FeatureExtractor(config)
-    check_identity(ckpt.feature_identity, extractor.identity, "raw-video extraction")
-    model = build_model_from_checkpoint(ckpt, extractor.device)
-    threshold = (DEFAULT_THRESHOLD if ckpt.val_video_threshold is None
-                 else float(ckpt.val_video_threshold))
+    _, extractor, model, threshold = open_scorer(checkpoint, decoder, device, xfeat_weights,
+                                                 frames_fps, engine)
     if progress is not None:
         progress.start(len(sources),
                        sum(expected_frames(s.path, s.is_frame_folder) for s in sources), "frames")

@@ -117,7 +117,7 @@ class PyAVDecoder(VideoDecoder):
 
     def _to_batch(self, batch: list[tuple[int, av.VideoFrame]]) -> FrameBatch:
         turns = self._info.rotation // 90
-        images = [_luma(f) if self.luma else f.to_ndarray(format="rgb24") for _, f in batch]
+        images = [luma_plane(f) if self.luma else f.to_ndarray(format="rgb24") for _, f in batch]
         if turns:
             images = [np.rot90(image, turns) for image in images]
         if len({image.shape for image in images}) != 1:
@@ -174,7 +174,7 @@ _YUV8_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444
                            "nv12", "nv21", "gray"})
 
 
-def _luma(frame: av.VideoFrame) -> np.ndarray:
+def luma_plane(frame: av.VideoFrame) -> np.ndarray:
     """``uint8 [H, W, 1]``: the Y plane of 8-bit YUV frames, else a converted grey image."""
     if frame.format.name in _YUV8_FORMATS:
         plane = frame.planes[0]
