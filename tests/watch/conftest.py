@@ -28,7 +28,7 @@ def trained(tmp_path_factory, xfeat_weights):
     store = root / "features"
     extract([videos], store, ExtractConfig(spec=FeatureSpec(long_side=64),
                                            xfeat_weights=str(xfeat_weights)))
-    run = train(TrainConfig(features=(str(store),), out=str(root / "run"), epochs=2,
+    run = train(TrainConfig(features=(str(store),), out=str(root / "run"), epochs=2, steps=6,
                             val_fraction=0.25, scorer=ScorerOptions(channels=32), device="cpu"))
     return run.best_checkpoint, root
 

@@ -194,13 +194,26 @@ def test_window_scorer_equals_whole_video_for_any_arrival(trained):
     np.testing.assert_allclose([s.score for s in finals], whole, atol=1e-5)
 
 
-def test_a_checkpoint_of_other_features_is_refused(trained, tmp_path):
+def test_a_checkpoint_of_other_features_is_refused(trained, long_video, tmp_path):
     checkpoint = load_checkpoint(trained[0])
     identity = dataclasses.replace(checkpoint.feature_identity, xfeat_weights_sha256="0" * 64)
     other = save_checkpoint(tmp_path / "other.pt",
                             dataclasses.replace(checkpoint, feature_identity=identity))
     with pytest.raises(IncompatibleFeaturesError, match="xfeat_weights_sha256"):
-        Watcher([str(trained[1] / "long.mp4")], other, FAST, Events())
+        Watcher([str(long_video)], other, FAST, Events())
+
+
+def test_a_whole_video_scorer_is_refused(trained, long_video, tmp_path):
+    """RTFM's attention sees the whole video: no stream can give its scores."""
+    from memtsm.train.config import TrainConfig
+    from memtsm.train.loop import train
+
+    store = load_checkpoint(trained[0]).train_config.features
+    run = train(TrainConfig(features=store, out=str(tmp_path / "rtfm"), model="rtfm", epochs=1,
+                            steps=1, val_fraction=0.25, device="cpu",
+                            scorer={"rtfm_channels": 16, "rtfm_hidden": (8, 4)}))
+    with pytest.raises(ValueError, match="no finite receptive field"):
+        Watcher([str(long_video)], run.best_checkpoint, FAST, Events())
 
 
 # -- network streams ---------------------------------------------------------------------------
