@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "steps250": {"steps": 250},
     "steps1500": {"steps": 1500},
     "tie-val-loss": {"tie_break": "val-loss"},
+    "causal": {"scorer": {"causal": True}},
     "mil-mlp": {"model": "mil-mlp"},
     "rtfm": {"model": "rtfm"},
 }

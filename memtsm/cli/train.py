@@ -30,7 +30,7 @@ from memtsm.cli.options import (
 )
 
 #: Options that set a field of ``TrainConfig.scorer`` (:class:`ScorerOptions`).
-SCORER_OPTIONS = ("n_div", "mem_size", "channels", "num_blocks")
+SCORER_OPTIONS = ("n_div", "mem_size", "channels", "num_blocks", "causal")
 
 
 def _recipe_values(name: str) -> Described:
@@ -55,7 +55,8 @@ def library_defaults() -> dict[str, Any]:
     defaults.update({name: _recipe_values(name) for name in RECIPE_FIELDS + ("batch_size",)})
     defaults["steps"] = Described("the model's recipe for the data size")
     defaults["steps_per_epoch"] = Described("steps / epochs")
-    return {**defaults, **{name: scorer[name] for name in SCORER_OPTIONS}}
+    # --causal is a flag (off unless given): flags show no default
+    return {**defaults, **{name: scorer[name] for name in SCORER_OPTIONS if name != "causal"}}
 
 
 def library_choices() -> dict[str, tuple[str, ...]]:
@@ -110,6 +111,9 @@ def train(
     mem_size: Annotated[Optional[int], typer.Option(help="Memory slots.")] = None,
     channels: Annotated[Optional[int], typer.Option(help="Trunk width C.")] = None,
     num_blocks: Annotated[Optional[int], typer.Option(help="Temporal-shift blocks.")] = None,
+    causal: Annotated[bool, typer.Option(
+        "--causal", help="MemTSM looks only backwards in time: live (memtsm watch) scores are "
+        "final at once, with no look-ahead.")] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue from RUN_DIR/last.pt (a fresh start if there is none).")
     ] = False,

@@ -155,6 +155,8 @@ class ScorerOptions:
     """MemTSM blocks gate channels with the local SE (False: an ablation)."""
     head_readout: bool = True
     """MemTSM's head reads the memory read-out beside the embedding (False: an ablation)."""
+    causal: bool = False
+    """MemTSM's temporal operations look only backwards: streaming scores are final at once."""
     mil_hidden: tuple[int, int] = DEFAULT_MIL_HIDDEN
     """Hidden widths of the baseline MLP."""
     mil_dropout: float = DEFAULT_MIL_DROPOUT
@@ -192,7 +194,8 @@ class ScorerOptions:
             ):
                 raise ValueError(f"{name} must be a tuple of two ints >= 1, got {hidden!r}")
         _require_unit_interval("mil_dropout", self.mil_dropout, closed_right=False)
-        for name in ("mil_linear_second", "temporal_shift", "squeeze_excite", "head_readout"):
+        for name in ("mil_linear_second", "temporal_shift", "squeeze_excite", "head_readout",
+                     "causal"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         _require_int("rtfm_channels", self.rtfm_channels, 8)

@@ -64,6 +64,7 @@ class TemporalBlock(nn.Module):
         dropout: Dropout after the conv activation.
         shift: Apply the temporal shift (off: an ablation).
         squeeze_excite: Apply the SE gate (off: an ablation).
+        causal: Every temporal operation looks only backwards (shift, conv and SE window).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class TemporalBlock(nn.Module):
         dropout: float = DEFAULT_DROPOUT,
         shift: bool = True,
         squeeze_excite: bool = True,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
@@ -84,18 +86,21 @@ class TemporalBlock(nn.Module):
             raise ValueError(
                 "se_window must be an odd int: a global SE squeeze has no finite reach"
             )
-        self.shift = TemporalShift(n_div) if shift else None
-        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
+        self.causal = causal
+        self.shift = TemporalShift(n_div, causal) if shift else None
+        # causal: pad k - 1 steps on the left only (in forward); otherwise "same" padding
+        self.conv = nn.Conv1d(channels, channels, kernel, padding=0 if causal else kernel // 2)
         self.act = nn.GELU()
         self.dropout = nn.Dropout(dropout)
-        self.se = (SqueezeExcite(channels, se_reduction, window=se_window) if squeeze_excite
-                   else None)
+        self.se = (SqueezeExcite(channels, se_reduction, window=se_window, causal=causal)
+                   if squeeze_excite else None)
         self.norm = nn.LayerNorm(channels)
 
     @property
     def receptive_field(self) -> int:
         """Segments on each side of ``t`` that influence output ``t`` of this block."""
-        conv_reach = self.conv.kernel_size[0] // 2
+        kernel = self.conv.kernel_size[0]
+        conv_reach = kernel - 1 if self.causal else kernel // 2
         shift_reach = 0 if self.shift is None else self.shift.receptive_field
         se_reach = 0 if self.se is None else int(self.se.receptive_field)
         return shift_reach + conv_reach + se_reach
@@ -121,7 +126,10 @@ class TemporalBlock(nn.Module):
             h = self.shift(x, mask)
         else:
             h = x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)
-        h = self.conv(h.transpose(1, 2)).transpose(1, 2)
+        h = h.transpose(1, 2)
+        if self.causal:
+            h = nn.functional.pad(h, (self.conv.kernel_size[0] - 1, 0))
+        h = self.conv(h).transpose(1, 2)
         h = self.dropout(self.act(h))
         if self.se is not None:
             h = self.se(h, mask)
@@ -159,6 +167,7 @@ class MemTSMScorer(nn.Module):
                 dropout=config.dropout,
                 shift=config.temporal_shift,
                 squeeze_excite=config.squeeze_excite,
+                causal=config.causal,
             )
             for _ in range(config.num_blocks)
         )
@@ -181,6 +190,11 @@ class MemTSMScorer(nn.Module):
         on each side reproduces the whole-video scores of its interior (eval mode).
         """
         return sum(block.receptive_field for block in self.blocks)
+
+    @property
+    def lookahead(self) -> int:
+        """Future segments that influence the score of segment ``t``: 0 for a causal scorer."""
+        return 0 if self.config.causal else self.receptive_field
 
     def regularizer(self) -> Tensor:
         """Slot-diversity penalty of the memory (see :meth:`MemoryBank.regularizer`).

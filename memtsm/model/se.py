@@ -29,16 +29,18 @@ from ._checks import check_mask, check_sequence
 from .config import DEFAULT_SE_REDUCTION, DEFAULT_SE_WINDOW
 
 
-def masked_moving_average(x: Tensor, window: int, mask: Tensor | None = None) -> Tensor:
+def masked_moving_average(x: Tensor, window: int, mask: Tensor | None = None,
+                          causal: bool = False) -> Tensor:
     """Centred moving average over time that ignores padded steps and the outside of the video.
 
     ``out[b, t] = mean(x[b, s] for |s - t| <= window // 2 if 0 <= s < T and mask[b, s])``; a step
-    whose window holds no valid step gets zeros.
+    whose window holds no valid step gets zeros. ``causal``: over ``t - window + 1 <= s <= t``.
 
     Args:
         x: Sequence to average.
         window: Odd window width in steps.
         mask: Optional padding mask, True = valid.
+        causal: Average the ``window`` steps up to ``t`` (none after it).
 
     Returns:
         The local means, same shape as ``x``.
@@ -60,11 +62,11 @@ def masked_moving_average(x: Tensor, window: int, mask: Tensor | None = None) ->
     else:
         valid = mask.to(x.dtype).unsqueeze(1)  # [B, 1, T]
     seq = x.transpose(1, 2) * valid  # [B, C, T]
-    half = window // 2
-    # count_include_pad=True divides by the full window everywhere; the ratio of the two averages
-    # is then (sum of valid values) / (number of valid steps), independent of the divisor.
-    sums = F.avg_pool1d(seq, window, stride=1, padding=half, count_include_pad=True)
-    counts = F.avg_pool1d(valid, window, stride=1, padding=half, count_include_pad=True)
+    # Zero padding divides by the full window everywhere; the ratio of the two averages is then
+    # (sum of valid values) / (number of valid steps), independent of the divisor.
+    left, right = (window - 1, 0) if causal else (window // 2, window // 2)
+    sums = F.avg_pool1d(F.pad(seq, (left, right)), window, stride=1)
+    counts = F.avg_pool1d(F.pad(valid, (left, right)), window, stride=1)
     mean = torch.where(counts > 0, sums / counts.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
     return mean.transpose(1, 2)
 
@@ -94,6 +96,7 @@ class SqueezeExcite(nn.Module):
         reduction: Bottleneck ratio ``r`` of the excitation MLP (hidden width ``max(1, C // r)``).
         window: Odd width of the local temporal squeeze, or ``None`` for the classic global
             squeeze over the whole (valid part of the) video.
+        causal: Squeeze over the ``window`` steps up to ``t`` instead of around it.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class SqueezeExcite(nn.Module):
         channels: int,
         reduction: int = DEFAULT_SE_REDUCTION,
         window: int | None = DEFAULT_SE_WINDOW,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
@@ -113,6 +117,7 @@ class SqueezeExcite(nn.Module):
             raise ValueError(f"window must be an odd int >= 1 or None, got {window!r}")
         self.channels = channels
         self.window = window
+        self.causal = causal
         hidden = max(1, channels // reduction)
         self.excite = nn.Sequential(
             nn.Linear(channels, hidden),
@@ -123,8 +128,10 @@ class SqueezeExcite(nn.Module):
 
     @property
     def receptive_field(self) -> float:
-        """Steps on each side of ``t`` that influence output ``t`` (``inf`` if global)."""
-        return math.inf if self.window is None else self.window // 2
+        """Steps on either side of ``t`` that influence output ``t`` (``inf`` if global)."""
+        if self.window is None:
+            return math.inf
+        return self.window - 1 if self.causal else self.window // 2
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Rescale the channels of every step by a gate computed from its temporal context.
@@ -148,7 +155,7 @@ class SqueezeExcite(nn.Module):
         if self.window is None:
             squeezed = masked_global_average(x, mask)  # [B, 1, C], broadcast over T
         else:
-            squeezed = masked_moving_average(x, self.window, mask)  # [B, T, C]
+            squeezed = masked_moving_average(x, self.window, mask, self.causal)  # [B, T, C]
         return x * self.excite(squeezed)
 
     def extra_repr(self) -> str:

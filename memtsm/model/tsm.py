@@ -44,14 +44,19 @@ def _check_shift_args(x: Tensor, n_div: int, mask: Tensor | None) -> None:
     check_mask(mask, x.shape[0], x.shape[1])
 
 
-def temporal_shift(x: Tensor, n_div: int = DEFAULT_N_DIV, mask: Tensor | None = None) -> Tensor:
+def temporal_shift(x: Tensor, n_div: int = DEFAULT_N_DIV, mask: Tensor | None = None,
+                   causal: bool = False) -> Tensor:
     """Bidirectional zero-filled temporal shift of ``C // n_div`` channels each way.
+
+    ``causal``: both groups look back instead, ``out[t] = x[t - 1]`` and ``out[t] = x[t - 2]``
+    (no step sees the future; reach 2 steps into the past).
 
     Args:
         x: Segment features.
         n_div: Shift fraction; ``C // n_div`` channels move back and as many move forward.
         mask: Optional padding mask, True = valid step. Padded steps are zeroed before the shift
             and in the output.
+        causal: Shift both groups from the past (see above).
 
     Returns:
         The shifted sequence, same shape and dtype as ``x``.
@@ -72,7 +77,10 @@ def temporal_shift(x: Tensor, n_div: int = DEFAULT_N_DIV, mask: Tensor | None = 
     fold = x.shape[2] // n_div
     s = SHIFT_STEPS
     # F.pad pads the last dims first: (C_left, C_right, T_left, T_right).
-    back = F.pad(x[:, s:, :fold], (0, 0, 0, s))  # out[t] = x[t + 1]
+    if causal:
+        back = F.pad(x[:, :, :fold], (0, 0, 2 * s, 0))[:, : x.shape[1]]  # out[t] = x[t - 2]
+    else:
+        back = F.pad(x[:, s:, :fold], (0, 0, 0, s))  # out[t] = x[t + 1]
     forward = F.pad(x[:, :-s, fold : 2 * fold], (0, 0, s, 0))  # out[t] = x[t - 1]
     # T == 1: the slices above are empty and padding alone gives the zero fill.
     out = torch.cat([back, forward, x[:, :, 2 * fold :]], dim=2)
@@ -88,14 +96,14 @@ class TemporalShift(nn.Module):
         n_div: Shift fraction; ``C // n_div`` channels move each way.
     """
 
-    #: Temporal reach of the module: steps on each side that influence one output step.
-    receptive_field = SHIFT_STEPS
-
-    def __init__(self, n_div: int = DEFAULT_N_DIV) -> None:
+    def __init__(self, n_div: int = DEFAULT_N_DIV, causal: bool = False) -> None:
         super().__init__()
         if isinstance(n_div, bool) or not isinstance(n_div, int) or n_div < 2:
             raise ValueError(f"n_div must be an int >= 2, got {n_div!r}")
         self.n_div = n_div
+        self.causal = causal
+        #: Steps on either side that influence one output step (past only when causal).
+        self.receptive_field = 2 * SHIFT_STEPS if causal else SHIFT_STEPS
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Shift ``x`` in time (see :func:`temporal_shift`).
@@ -105,7 +113,7 @@ class TemporalShift(nn.Module):
             - mask: ``[B, T]`` (bool, True = valid)
             - output: ``[B, T, C]``
         """
-        return temporal_shift(x, self.n_div, mask)
+        return temporal_shift(x, self.n_div, mask, self.causal)
 
     def extra_repr(self) -> str:
         """Return the shift fraction for ``repr``."""

@@ -10,7 +10,8 @@ Each clip therefore gets
 * its *final* score once ``R`` later clips arrived, or when the run ends (a gap, the end of the
   stream, a shutdown): then it is the score ``memtsm score`` gives the video that ends there.
 
-A scorer with ``R = 0`` gives final scores at once; one whose reach is the whole video
+A scorer with ``R = 0``, or a causal one (``model.lookahead == 0``: ``memtsm train
+--causal``), gives final scores at once; one whose reach is the whole video
 (``receptive_field is None``) cannot be streamed (the runner refuses it). Memory is bounded:
 only the last ``2 R`` clip vectors are kept.
 """
@@ -80,6 +81,8 @@ class WindowScorer:
         self.device = device
         self.threshold = threshold
         self.context = int(getattr(model, "receptive_field", 0))
+        #: Future clips a score depends on (0 for a causal scorer: final at once).
+        self.lookahead = int(getattr(model, "lookahead", self.context))
         self._clips: list[Clip] = []
         self._features: list[np.ndarray] = []
         self._final = 0  # clips of self._clips already scored final (a prefix)
@@ -100,16 +103,16 @@ class WindowScorer:
         result = score_features(self.model, np.stack(self._features), self.device)
         count = len(self._clips)
         out = []
-        # At most R clips are pending and 2R are kept, so every pending clip has R clips of
-        # left context here (or the window reaches the run's start).
+        # At most L (look-ahead) clips are pending and R + L are kept, so every pending clip
+        # has R clips of left context here (or the window reaches the run's start).
         for position in range(self._final, count):
-            final = ending or position + self.context < count
+            final = ending or position + self.lookahead < count
             if not final and position < count - new:
                 continue  # already has its provisional score
             out.append(self._segment(position, result, final, now))
             if final:
                 self._final = position + 1
-        keep = 2 * self.context
+        keep = self.context + self.lookahead
         if count > keep:
             drop = count - keep
             del self._clips[:drop], self._features[:drop]

@@ -226,3 +226,23 @@ def test_overfits_synthetic_weakly_labelled_batch() -> None:
     # ... and above most non-event segments of anomalous videos too (their neighbours share
     # context through the temporal blocks, and weak labels never name them as normal).
     assert _auc(scores[event], scores[mask & ~event]) > 0.8
+
+
+def test_a_causal_scorer_never_looks_ahead() -> None:
+    torch.manual_seed(0)
+    model = tiny_scorer(causal=True).eval()
+    assert model.lookahead == 0
+    x = torch.randn(2, 30, model.config.feature_dim)
+    changed = x.clone()
+    changed[:, 20:] += 3.0
+    with torch.no_grad():
+        before, after = model(x).scores, model(changed).scores
+    torch.testing.assert_close(after[:, :20], before[:, :20])
+    assert not torch.allclose(after[:, 20:], before[:, 20:])
+    # its past reach is exact: step 29 ignores steps before 29 - receptive_field
+    far = x.clone()
+    far[:, : 29 - model.receptive_field] += 3.0
+    with torch.no_grad():
+        torch.testing.assert_close(model(far).scores[:, 29], before[:, 29])
+    bidirectional = tiny_scorer().eval()
+    assert bidirectional.lookahead == bidirectional.receptive_field > 0

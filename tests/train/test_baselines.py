@@ -46,3 +46,19 @@ def test_tie_breaks():
     assert not _is_better(1.0, 0.5, 1.0, 0.1, 3, "val-loss")
     assert _is_better(1.0, 0.05, 1.0, 0.1, 3, "val-loss")
     assert _is_better(None, 1.0, None, None, 0, "latest")  # the first epoch is always taken
+
+
+def test_train_causal_flag_gives_a_scorer_without_look_ahead(tmp_path):
+    from typer.testing import CliRunner
+
+    from memtsm.cli import app
+    from memtsm.train.checkpoint import build_model_from_checkpoint
+
+    store = write_bags(tmp_path / "store", n_normal=5, n_anomalous=4)
+    result = CliRunner().invoke(app, [
+        "train", "-f", str(store), "-o", str(tmp_path / "run"), "--causal", "--steps", "2",
+        "--epochs", "1", "--channels", "16", "--mem-size", "4", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert checkpoint.scorer_config.causal
+    assert build_model_from_checkpoint(checkpoint, "cpu").lookahead == 0

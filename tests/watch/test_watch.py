@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 import pytest
 from _browser import Browser, chromium_path
 from _servers import HttpServer, RtspServer, TcpServer, UdpSender, free_port, rtsp_available
@@ -192,6 +193,29 @@ def test_window_scorer_equals_whole_video_for_any_arrival(trained):
     finals = [s for s in out if s.final]
     assert [s.clip.index for s in finals] == list(range(60))
     np.testing.assert_allclose([s.score for s in finals], whole, atol=1e-5)
+
+
+def test_a_causal_scorer_streams_final_scores_at_once(trained):
+    """``memtsm train --causal``: no look-ahead, so every clip's first score is final."""
+    from memtsm.model import ScorerConfig, build_scorer
+
+    torch.manual_seed(0)
+    model = build_scorer(ScorerConfig(feature_dim=24, channels=16, mem_size=8, head_hidden=8,
+                                      causal=True)).eval()
+    assert model.lookahead == 0 and model.receptive_field == 2 * (2 + 2 + 8)
+    features = np.random.default_rng(1).normal(size=(50, 24)).astype(np.float32)
+    whole = score_features(model, features).scores
+    scorer = WindowScorer("s", model, "cpu", threshold=0.5)
+    out, position = [], 0
+    for size in (1, 4, 2, 20, 23):
+        clips = [Clip(i, 16 * i, 16 * i + 16, 0.0, 0.0, 0.0)
+                 for i in range(position, position + size)]
+        pushed = scorer.push(clips, features[position:position + size], 0.0)
+        assert [s.final for s in pushed] == [True] * size
+        out += pushed
+        position += size
+    assert scorer.finish(0.0) == []
+    np.testing.assert_allclose([s.score for s in out], whole, atol=1e-5)
 
 
 def test_a_checkpoint_of_other_features_is_refused(trained, long_video, tmp_path):
