@@ -12,7 +12,6 @@ each hidden layer, a sigmoid on the output, Glorot-normal weights and zero biase
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ._checks import check_mask, check_sequence
@@ -91,11 +90,4 @@ class MILScorer(nn.Module):
         check_mask(mask, batch, time)
         embedding = self.body(features)
         logits = self.head(embedding).squeeze(-1)
-        return ScorerOutput(
-            scores=logits.sigmoid(),
-            logits=logits,
-            readout=torch.zeros_like(embedding),
-            recon_error=features.new_zeros(batch, time),
-            attention=features.new_zeros(batch, time, 0),
-            embedding=embedding,
-        )
+        return ScorerOutput.without_memory(logits, embedding)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 
@@ -30,3 +31,15 @@ class ScorerOutput(NamedTuple):
     recon_error: Tensor
     attention: Tensor
     embedding: Tensor
+
+    @classmethod
+    def without_memory(cls, logits: Tensor, embedding: Tensor) -> ScorerOutput:
+        """The output of a scorer without memory: zero read-out and error, zero slots.
+
+        Shape:
+            - logits: ``[B, T]``; embedding: ``[B, T, C]``
+        """
+        batch, time = logits.shape
+        return cls(scores=logits.sigmoid(), logits=logits, readout=torch.zeros_like(embedding),
+                   recon_error=logits.new_zeros(batch, time),
+                   attention=logits.new_zeros(batch, time, 0), embedding=embedding)

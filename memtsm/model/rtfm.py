@@ -127,11 +127,4 @@ class RTFMScorer(nn.Module):
         fused = _masked(torch.cat(branches, dim=-1), mask).transpose(1, 2)  # [B, C, T]
         embedding = x + torch.relu(self.fuse(fused)).transpose(1, 2)
         logits = self.classifier(embedding).squeeze(-1)
-        return ScorerOutput(
-            scores=logits.sigmoid(),
-            logits=logits,
-            readout=torch.zeros_like(embedding),
-            recon_error=features.new_zeros(batch, time),
-            attention=features.new_zeros(batch, time, 0),
-            embedding=embedding,
-        )
+        return ScorerOutput.without_memory(logits, embedding)
