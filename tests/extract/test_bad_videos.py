@@ -266,14 +266,15 @@ def test_4k_video_memory_stays_bounded(tmp_path):
     """A 4K video costs a bounded amount more memory than a 96x64 one.
 
     Frames come in byte-bounded batches and are converted to float one 4K frame at a time;
-    measured +305 MiB. With unchunked 15-frame batches of 4K frames it was +1.8 GiB.
+    measured +265 to +463 MiB over runs on 2 cores (how much freed memory glibc reuses varies
+    with thread timing). With unchunked 15-frame batches of 4K frames it was +1.8 GiB.
     """
     small = _write(tmp_path, "small", _frames(48), _H264)
     large = _write(tmp_path, "large", _frames(48, 3840, 2160), _H264)
     baseline = _peak_rss_mib(small, tmp_path / "small_features")
     peak = _peak_rss_mib(large, tmp_path / "large_features")
     assert FeatureStore(tmp_path / "large_features").read("large").num_frames == 48
-    assert peak - baseline < 450, (baseline, peak)
+    assert peak - baseline < 640, (baseline, peak)
 
 
 def test_symlinked_folders_are_followed_once_and_loops_are_not(tmp_path):
