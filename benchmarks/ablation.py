@@ -61,6 +61,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "steps1500": {"steps": 1500},
     "tie-val-loss": {"tie_break": "val-loss"},
     "causal": {"scorer": {"causal": True}},
+    "noise0.5": {"feature_noise": 0.5},
+    "noise1": {"feature_noise": 1.0},
+    "noise2": {"feature_noise": 2.0},
     "mil-mlp": {"model": "mil-mlp"},
     "rtfm": {"model": "rtfm"},
 }

@@ -51,7 +51,8 @@ def library_defaults() -> dict[str, Any]:
 
     train, scorer = field_defaults(TrainConfig), field_defaults(ScorerOptions)
     defaults: dict[str, Any] = {name: train[name] for name in (
-        "model", "epochs", "seed", "device", "val_fraction", "num_segments", "tie_break")}
+        "model", "epochs", "seed", "device", "val_fraction", "num_segments", "tie_break",
+        "feature_noise")}
     defaults.update({name: _recipe_values(name) for name in RECIPE_FIELDS + ("batch_size",)})
     defaults["steps"] = Described("the model's recipe for the data size")
     defaults["steps_per_epoch"] = Described("steps / epochs")
@@ -106,6 +107,9 @@ def train(
         metavar="N", help="Batches per epoch, instead of --steps.")] = None,
     tie_break: Annotated[Optional[str], typer.Option(
         help="Which epoch of those with the best validation AUC is kept.")] = None,
+    feature_noise: Annotated[Optional[float], typer.Option(
+        metavar="SCALE", help="Augmentation: Gaussian noise on training segments, its std "
+        "SCALE x each feature dimension's std (0: none).")] = None,
     n_div: Annotated[Optional[int], typer.Option(
         help="TSM shift: 1/n_div of the channels each way.")] = None,
     mem_size: Annotated[Optional[int], typer.Option(help="Memory slots.")] = None,

@@ -49,6 +49,9 @@ DEFAULT_NUM_SEGMENTS = 32
 #: How epochs with the same validation ROC-AUC are told apart (see :mod:`memtsm.train.loop`).
 TIE_BREAKS = ("latest", "val-loss")
 DEFAULT_TIE_BREAK = "latest"
+#: Std of the Gaussian noise added to training segments, as a fraction of each feature
+#: dimension's std over the training bags (0: no augmentation).
+DEFAULT_FEATURE_NOISE = 0.0
 #: Fields a model's :class:`~memtsm.train.recipes.Recipe` fills when left at ``None``.
 RECIPE_FIELDS = ("optimizer", "lr", "weight_decay", "grad_clip", "schedule")
 
@@ -125,6 +128,9 @@ class TrainConfig:
     tie_break: str = DEFAULT_TIE_BREAK
     """Which of the epochs with the best validation ROC-AUC is kept: ``latest`` (the most
     trained) or ``val-loss`` (the lowest validation loss)."""
+    feature_noise: float = DEFAULT_FEATURE_NOISE
+    """Augmentation: Gaussian noise on every training segment, its std this fraction of each
+    feature dimension's std over the training bags (0: none; validation never sees noise)."""
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     """Scorer architecture (``feature_dim`` comes from the store, ``kind`` from ``model``)."""
     loss: LossConfig = field(default_factory=LossConfig)
@@ -188,6 +194,9 @@ class TrainConfig:
                 f"--steps-per-epoch must be an int >= 1, got {self.steps_per_epoch!r}")
         if self.steps_per_epoch is not None and self.steps is not None:
             raise ValueError("give --steps or --steps-per-epoch, not both")
+        if (not _is_real(self.feature_noise) or not math.isfinite(self.feature_noise)
+                or self.feature_noise < 0):
+            raise ValueError(f"--feature-noise must be >= 0, got {self.feature_noise!r}")
         if not _is_int(self.num_segments) or self.num_segments < 1:
             raise ValueError(f"--num-segments must be an int >= 1, got {self.num_segments!r}")
         if not isinstance(self.scorer, ScorerOptions):

@@ -424,6 +424,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
                 config.batch_size, config.optimizer, config.lr, config.schedule)
     segments = data.segments.to(device)
     masks = data.mask(torch.arange(len(data))).to(device)
+    noise_std = _noise_std(segments, masks, train_idx, config.feature_noise)
     labels = data.labels.to(device=device, dtype=torch.float32)
     rng_devices = [device.index or 0] if device.type == "cuda" else []
 
@@ -471,7 +472,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
         try:
             for epoch in range(start_epoch, config.epochs):
                 row = _run_epoch(trainer, model, optimizer, scheduler, sampler, epoch, segments,
-                                 masks, labels, config, world, progress)
+                                 masks, labels, config, world, progress, noise_std)
                 # Rank 0 validates; every rank takes its row (and so the same decisions).
                 row = json.loads(share_from_main(world, device, functools.partial(
                     _validation_row, model, config, data, train_idx, val_idx, row)))
@@ -545,15 +546,32 @@ def _commit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
         training_state=state, **common))
 
 
+def _noise_std(segments: Tensor, masks: Tensor, train_idx: np.ndarray,
+               feature_noise: float) -> Tensor | None:
+    """``[D]`` std of the augmentation noise per feature dimension, or None without noise.
+
+    ``feature_noise`` times each dimension's std over the real (unpadded) segments of the
+    training bags, so the noise has the features' own scale whatever their normalisation.
+    """
+    if feature_noise <= 0:
+        return None
+    index = torch.as_tensor(train_idx, device=segments.device)
+    real = segments[index][masks[index]]  # [n_segments, D]
+    return feature_noise * real.std(dim=0)
+
+
 def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, sampler: BalancedBatchSampler,
                epoch: int, segments: Tensor, masks: Tensor, labels: Tensor, config: TrainConfig,
-               world: World, progress: Progress) -> dict[str, Any]:
+               world: World, progress: Progress, noise_std: Tensor | None = None
+               ) -> dict[str, Any]:
     """One epoch of optimisation steps; returns the row of loss means (of global batches).
 
     ``trainer`` is ``model``, or its DDP wrapper in a distributed run (the memory regulariser
     is read from ``model``, outside the forward pass). ``segments [N, S, D]``, ``masks bool
-    [N, S]`` and ``labels float32 [N]`` hold every bag, on the device.
+    [N, S]`` and ``labels float32 [N]`` hold every bag, on the device; ``noise_std [D]``, when
+    given, scales Gaussian noise added to each batch's segments (from the seeded torch RNG, so
+    a resumed run draws the same noise).
     """
     t0 = time.perf_counter()
     lr = float(optimizer.param_groups[0]["lr"])
@@ -565,7 +583,10 @@ def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Opti
     for batch in batches:
         shares = split_batch(batch, world.world_size).to(segments.device)  # [W, B / W]
         index = shares[world.rank]
-        output = trainer(segments[index], masks[index])  # [b, S, D] -> scores [b, S]
+        inputs = segments[index]  # [b, S, D]
+        if noise_std is not None:
+            inputs = inputs + torch.randn_like(inputs) * noise_std
+        output = trainer(inputs, masks[index])  # -> scores [b, S]
         if world.is_distributed:
             output, index = global_output(world, output), shares.flatten()
         total, terms = objective(model, config, output, masks[index], labels[index],

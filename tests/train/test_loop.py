@@ -227,6 +227,27 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(store, tmp_path):
     assert resumed.best_epoch == full.best_epoch and resumed.val_video_threshold == full.val_video_threshold
 
 
+def test_feature_noise_changes_training_only_and_is_reproducible(memtsm_run, store, tmp_path):
+    """Noise perturbs the training batches (other weights), is seeded (same run twice gives the
+    same weights, also after an interruption), and validation still sees clean features."""
+    _, clean_out = memtsm_run
+    noisy = train(tiny_config(store, tmp_path / "noisy", feature_noise=0.5))
+    clean = load_checkpoint(clean_out / "last.pt").state_dict
+    first = load_checkpoint(tmp_path / "noisy" / "last.pt").state_dict
+    assert not all(torch.equal(clean[k], first[k]) for k in clean)
+    cfg = tiny_config(store, tmp_path / "cut", feature_noise=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, StopAfter(3))
+    resumed = train(cfg.replace(resume=True))
+    again = load_checkpoint(tmp_path / "cut" / "last.pt").state_dict
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert strip_time(resumed.metrics) == strip_time(noisy.metrics)
+    # the first epoch already trains on other inputs than the clean run
+    assert noisy.metrics[0]["loss_total"] != pytest.approx(memtsm_run[0].metrics[0]["loss_total"])
+    with pytest.raises(ValueError, match="--feature-noise"):
+        tiny_config(store, tmp_path / "bad", feature_noise=-0.1)
+
+
 def test_mil_mlp_runs_with_the_ranking_loss(store, tmp_path):
     # Sultani et al.'s recipe (Adagrad, lr 0.01, halves capped at the larger class), 80 steps.
     result = train(tiny_config(store, tmp_path / "mil", model="mil-mlp", lr=None,
