@@ -1,14 +1,17 @@
 """Extraction throughput: per stage and end to end, beside torchvision's r3d_18 in the same run.
 
     python benchmarks/bench_extract.py [--video PATH] [--device cpu|cuda] [--batch-size 32]
-        [--engine auto|torch|openvino|onnxruntime]
+        [--engine auto|torch|openvino|onnxruntime] [--threads N] [--no-int8]
 
 Prints frames/s for decode (PyAV or DALI), preprocessing, the XFeat network alone (torch eager
 channels-last, the baseline, and ``--engine``), pooling, HDF5 writing, ``memtsm.extract.extract``
 end to end with ``--engine`` and with torch (every frame and ``--frame-stride 2``), and
-r3d_18 (random weights, 16x112x112 clips: the usual 3D-CNN clip feature extractor) on the same
-frames, with the ratios the targets are stated in. r3d_18 needs torchvision
-(``pip install torch==2.14.1 torchvision==0.29.1``); without it that line is skipped.
+``--precision int8`` (OpenVINO running the NNCF-quantised graph; network alone and end to end,
+with its ratios to torch fp32 and OpenVINO fp32 and the cosine of its frame vectors to fp32 over
+every frame of the video), r3d_18 (random weights, 16x112x112 clips: the usual 3D-CNN clip
+feature extractor) on the same frames, with the ratios the targets are stated in. r3d_18 needs
+torchvision (``pip install torch==2.14.1 torchvision==0.29.1``); without it that line is
+skipped.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and engine threads (default: torch's)")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 rows")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
           f"video {args.video.name}")
@@ -108,6 +116,29 @@ def main() -> None:
         print(f"bf16 {name} vs fp32 frame vectors: cosine min {cosine.min():.5f}, mean "
               f"{cosine.mean():.5f}; max abs diff {(vectors - half_vectors).abs().max():.3f}")
 
+    int8 = None
+    if not args.no_int8:
+        try:
+            int8 = XFeatDescriptor.from_weights(weights, spec, device, engine="openvino",
+                                                precision="int8")
+        except Exception as exc:  # OpenVINO or NNCF not installed, or a CUDA device
+            print(f"int8 skipped: {exc}")
+    if int8 is not None:
+        ov_fp32 = fast if engine == "openvino" else XFeatDescriptor.from_weights(
+            weights, spec, device, engine="openvino")
+        rates["xfeat network (openvino fp32)"] = rates.get("xfeat network (openvino)") or \
+            best_rate(lambda: network(ov_fp32), frames, args.repeats)
+        rates["xfeat network (openvino int8)"] = best_rate(lambda: network(int8), frames,
+                                                           args.repeats)
+        descriptor.reset()
+        int8.reset()
+        vectors = torch.cat([descriptor.describe(b) for b in batches])
+        int8_vectors = torch.cat([int8.describe(b) for b in batches])
+        cosine = torch.nn.functional.cosine_similarity(vectors, int8_vectors, dim=1)
+        print(f"int8 openvino vs fp32 frame vectors ({frames} frames): cosine min "
+              f"{cosine.min():.5f}, mean {cosine.mean():.5f}; max abs diff "
+              f"{(vectors - int8_vectors).abs().max():.3f}")
+
     def pool():
         pooler = ClipPooler(spec.clip_len, descriptor.dim)
         start = 0
@@ -125,10 +156,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**6))
 
-        def run_extract(stride: int, chosen: str):
+        def run_extract(stride: int, chosen: str, precision: str = "fp32"):
             out = Path(tmp) / f"run{next(counter)}"
             config = ExtractConfig(spec=FeatureSpec(frame_stride=stride), decoder=args.decoder,
-                                   device=str(device), batch_size=args.batch_size, engine=chosen)
+                                   device=str(device), batch_size=args.batch_size, engine=chosen,
+                                   precision=precision)
             return extract([args.video], out, config)
 
         rates["end-to-end (torch)"] = best_rate(lambda: run_extract(1, "torch"), frames,
@@ -136,6 +168,12 @@ def main() -> None:
         if engine != "torch":
             rates[f"end-to-end ({engine})"] = best_rate(lambda: run_extract(1, engine), frames,
                                                         args.repeats)
+        if int8 is not None:
+            if engine != "openvino":
+                rates["end-to-end (openvino)"] = best_rate(lambda: run_extract(1, "openvino"),
+                                                           frames, args.repeats)
+            rates["end-to-end (openvino int8)"] = best_rate(
+                lambda: run_extract(1, "openvino", "int8"), frames, args.repeats)
         rates[f"end-to-end stride 2 ({engine})"] = best_rate(lambda: run_extract(2, engine),
                                                              frames, args.repeats)
 
@@ -174,6 +212,12 @@ def main() -> None:
     print(f"end-to-end ({engine}) / torch xfeat network alone: {e2e / xfeat:.2f} (target >= 2)")
     print(f"end-to-end ({engine}) / end-to-end (torch): "
           f"{e2e / rates['end-to-end (torch)']:.2f}")
+    if "xfeat network (openvino int8)" in rates:
+        net8, e2e8 = rates["xfeat network (openvino int8)"], rates["end-to-end (openvino int8)"]
+        print(f"int8 network / torch fp32 network: {net8 / xfeat:.2f}; / openvino fp32 network: "
+              f"{net8 / rates['xfeat network (openvino fp32)']:.2f}")
+        print(f"int8 end-to-end / torch end-to-end: {e2e8 / rates['end-to-end (torch)']:.2f}; "
+              f"/ openvino fp32 end-to-end: {e2e8 / rates['end-to-end (openvino)']:.2f}")
     if "r3d_18 network" in rates:
         r3d = rates["r3d_18 network"]
         print(f"torch xfeat network / r3d_18: {xfeat / r3d:.2f}")

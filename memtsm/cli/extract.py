@@ -82,8 +82,9 @@ def extract(
     engine: Engine = None,
     precision: Annotated[Optional[str], typer.Option(
         help="Arithmetic of the XFeat network. bf16 (torch autocast, or OpenVINO on CPUs with "
-        "BF16) is faster but gives other features: a store and the checkpoints trained on it "
-        "record it, and fp32 checkpoints refuse them.")] = None,
+        "BF16) and int8 (OpenVINO, a graph quantised once by NNCF on synthetic frames: pip "
+        "install 'memtsm[int8]') are faster but give other features: a store and the "
+        "checkpoints trained on it record it, and fp32 checkpoints refuse them.")] = None,
     fps: FramesFps = None,
     shard_size: Annotated[Optional[str], typer.Option(
         help="Start a new shard past this size (1GiB, 500MB, bytes).")] = None,

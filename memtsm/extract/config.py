@@ -28,9 +28,10 @@ from memtsm.runtime.files import atomic_write_text
 LAYOUT_NAMES = ("max128", "mean128", "pyramid640")
 #: ``--engine`` choices (:mod:`memtsm.extract.engines`); listed here so the CLI needs no torch.
 ENGINE_NAMES = ("auto", "torch", "openvino", "onnxruntime")
-#: ``--precision`` choices of the XFeat network: fp32 (every engine, identical features) or bf16
-#: (torch autocast, or OpenVINO on CPUs with BF16 instructions; different features).
-PRECISIONS = ("fp32", "bf16")
+#: ``--precision`` choices of the XFeat network: fp32 (every engine, identical features), bf16
+#: (torch autocast, or OpenVINO on CPUs with BF16 instructions) or int8 (OpenVINO running a graph
+#: quantised by NNCF, :mod:`memtsm.extract.engines.quantize`); bf16 and int8 give other features.
+PRECISIONS = ("fp32", "bf16", "int8")
 FEATURE_DTYPES = ("float16", "float32")
 
 
@@ -118,8 +119,8 @@ class ExtractConfig:
     """XFeat inference engine: ``auto`` | ``torch`` | ``openvino`` | ``onnxruntime``
     (:mod:`memtsm.extract.engines`; all give the same fp32 features)."""
     precision: str = "fp32"
-    """Precision of the XFeat network (``--precision``): ``fp32`` or ``bf16``; bf16 features
-    are a different feature identity."""
+    """Precision of the XFeat network (``--precision``): ``fp32``, ``bf16`` or ``int8``; bf16
+    and int8 features are each a different feature identity."""
     frames_fps: float = 30.0
     """Frame rate assumed for folders of images (``--fps``)."""
     shard_bytes: int = DEFAULT_SHARD_BYTES

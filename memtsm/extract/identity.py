@@ -53,8 +53,8 @@ class FeatureIdentity:
             ones (memtsm cannot recompute those from raw video).
         xfeat_weights_sha256: the network weights that computed them (``None`` if imported).
         network_precision: ``None`` for fp32 (every fp32 engine gives the same features, and
-            stores written before this field existed are fp32); ``"bf16"`` otherwise, which
-            makes different features.
+            stores written before this field existed are fp32); ``"bf16"`` or ``"int8"``
+            otherwise, each of which makes different features.
         crops: for features published per crop (RTFM's ``[T, 10, D]``, UR-DMU's
             ``Name__k.npy``): ``{"count": n, "use": "mean" | "each" | "crop k"}`` (see
             :mod:`memtsm.extract.external`); ``None`` for features without crops.

@@ -42,6 +42,37 @@ def load_xfeat(weights: Path, device: torch.device | str = "cpu") -> XFeatModel:
     return net.eval().to(device=device)
 
 
+def preprocess_frames(frames: torch.Tensor, spec: FeatureSpec,
+                      device: torch.device) -> torch.Tensor:
+    """``uint8 [N, H, W, C]`` RGB (C=3) or luma (C=1) -> ``float32 [N, 1, h, w]`` in [0, 1].
+
+    ``h`` and ``w`` are multiples of 32 (:meth:`FeatureSpec.network_size`); the result is on
+    ``device``, channels-last. XFeat instance-normalises its input, so luma and RGB->grey give
+    the same features up to the decoders' rounding. Large frames are converted a few at a time,
+    so the float copies of 4K frames never exceed about :data:`CONVERT_PIXELS` pixels.
+    """
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    chunk = max(1, CONVERT_PIXELS // (height * width))
+    if frames.shape[0] <= chunk:
+        return _to_network_input(frames, spec, device)
+    return torch.cat([_to_network_input(part, spec, device) for part in frames.split(chunk)])
+
+
+def _to_network_input(frames: torch.Tensor, spec: FeatureSpec,
+                      device: torch.device) -> torch.Tensor:
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    out_w, out_h = spec.network_size(width, height)
+    images = frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    images = images.div_(_UINT8_MAX)
+    grey = images if images.shape[1] == 1 else kornia.color.rgb_to_grayscale(images)
+    if (out_h, out_w) != (height, width):
+        # torch's separable antialiased resize: ~1.8x faster on the CPU than kornia's
+        # resize(antialias=True), which blurs with a Gaussian first.
+        grey = F.interpolate(grey, size=(out_h, out_w), mode="bilinear", antialias=True,
+                             align_corners=False)
+    return grey.contiguous(memory_format=torch.channels_last)
+
+
 class XFeatDescriptor:
     """Frames -> per-frame vectors, keeping the previous frame's descriptors between calls.
 
@@ -87,31 +118,8 @@ class XFeatDescriptor:
         self._previous = None
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """``uint8 [N, H, W, C]`` RGB (C=3) or luma (C=1) -> ``float32 [N, 1, h, w]`` in [0, 1].
-
-        ``h`` and ``w`` are multiples of 32 (:meth:`FeatureSpec.network_size`). XFeat
-        instance-normalises its input, so luma and RGB->grey give the same features up to the
-        decoders' rounding. Large frames are converted a few at a time, so the float copies of
-        4K frames never exceed about :data:`CONVERT_PIXELS` pixels.
-        """
-        height, width = int(frames.shape[1]), int(frames.shape[2])
-        chunk = max(1, CONVERT_PIXELS // (height * width))
-        if frames.shape[0] <= chunk:
-            return self._to_network_input(frames)
-        return torch.cat([self._to_network_input(part) for part in frames.split(chunk)])
-
-    def _to_network_input(self, frames: torch.Tensor) -> torch.Tensor:
-        height, width = int(frames.shape[1]), int(frames.shape[2])
-        out_w, out_h = self.spec.network_size(width, height)
-        images = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        images = images.div_(_UINT8_MAX)
-        grey = images if images.shape[1] == 1 else kornia.color.rgb_to_grayscale(images)
-        if (out_h, out_w) != (height, width):
-            # torch's separable antialiased resize: ~1.8x faster on the CPU than kornia's
-            # resize(antialias=True), which blurs with a Gaussian first.
-            grey = F.interpolate(grey, size=(out_h, out_w), mode="bilinear", antialias=True,
-                                 align_corners=False)
-        return grey.contiguous(memory_format=torch.channels_last)
+        """``uint8 [N, H, W, C]`` -> ``float32 [N, 1, h, w]``: :func:`preprocess_frames`."""
+        return preprocess_frames(frames, self.spec, self.device)
 
     @torch.inference_mode()
     def describe(self, frames: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,10 @@
 to about 2e-5, tested), so the feature identity does not depend on the engine; the engine used is
 recorded in each store's provenance.
 
+``--precision int8`` runs a copy of that graph quantised by NNCF on synthetic calibration frames
+(:mod:`memtsm.extract.engines.quantize`) on OpenVINO only: ``auto`` then means OpenVINO, and
+torch or ONNX Runtime with int8 is an :class:`EngineError`.
+
 ``auto`` picks, by measurement on a 2-core AVX-512 CPU (BENCHMARKS.md), OpenVINO when it is
 installed (about 1.9x torch), else ONNX Runtime (about 1.5x), else torch; on CUDA it is torch.
 Backends are imported inside :func:`open_engine`, so importing this package imports neither.
@@ -76,7 +80,8 @@ def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: to
         device: where the descriptors are computed.
         threads: CPU threads of the engine (``None``: torch's current setting).
         cache: folder of exported graphs (default: memtsm's cache folder).
-        precision: ``fp32`` or ``bf16`` (torch and OpenVINO; ONNX Runtime is fp32 only).
+        precision: ``fp32``, ``bf16`` (torch and OpenVINO; ONNX Runtime is fp32 only) or
+            ``int8`` (OpenVINO only, which ``auto`` then picks; no fallback).
 
     Raises:
         EngineError: see :func:`resolve_engine`; or the engine failed to build.
@@ -84,7 +89,15 @@ def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: to
     if precision not in PRECISIONS:
         raise EngineError(f"--precision must be {'|'.join(PRECISIONS)}, got {precision!r}")
     threads = threads or torch.get_num_threads()
-    if name == "auto" and device.type == "cpu":
+    if precision == "int8":
+        # one engine runs int8: no fallback to an engine that would compute other features
+        if name not in ("auto", "openvino"):
+            raise EngineError(f"--precision int8 runs on --engine openvino (or auto) only, not "
+                              f"--engine {name}")
+        if device.type != "cpu":
+            raise EngineError(f"--precision int8 runs on the CPU (OpenVINO) only, not on {device}")
+        candidates = [resolve_engine("openvino", device)]
+    elif name == "auto" and device.type == "cpu":
         candidates = [n for n in CPU_PREFERENCE if engine_available(n)
                       and (precision == "fp32" or n != "onnxruntime")]
     else:
@@ -107,12 +120,20 @@ def open_engine(name: str, net: torch.nn.Module, weights_sha256: str, device: to
 
 def _build(name: str, net: torch.nn.Module, weights_sha256: str, device: torch.device,
            threads: int, cache: Path | None, precision: str) -> XFeatEngine:
+    if precision == "int8" and name != "openvino":
+        raise EngineError(f"--precision int8 runs on --engine openvino (or auto) only, not "
+                          f"--engine {name}")
     if name == "onnxruntime" and precision != "fp32":
         raise EngineError(f"--engine onnxruntime runs fp32 only, not --precision {precision}")
     if name == "torch":
         from memtsm.extract.engines.torch_engine import TorchEngine
 
         return TorchEngine(net.to(device), device, precision)
+    if precision == "int8":
+        from memtsm.extract.engines.openvino_engine import OpenVINOEngine
+        from memtsm.extract.engines.quantize import quantized_graph
+
+        return OpenVINOEngine(quantized_graph(net, weights_sha256, cache), threads, precision)
     from memtsm.extract.engines.graph import exported_graph
 
     graph = exported_graph(net, weights_sha256, cache)

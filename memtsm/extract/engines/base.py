@@ -23,7 +23,8 @@ class XFeatEngine(Protocol):
     version: str
     """The engine package's version (recorded in provenance)."""
     precision: str
-    """``fp32`` | ``bf16``: the arithmetic of the network (bf16 gives other features)."""
+    """``fp32`` | ``bf16`` | ``int8``: the arithmetic of the network (bf16 and int8 give other
+    features)."""
 
     def descriptors(self, images: torch.Tensor) -> torch.Tensor:
         """Raw (unnormalised) dense descriptors of a batch of grey images.
