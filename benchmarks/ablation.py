@@ -1,7 +1,8 @@
-"""Ablation of MemTSM on dev data, with both baselines in the same run: which parts earn their place.
+"""Ablation of MemTSM on dev data, with both baselines in the same run: which parts earn a place.
 
     python benchmarks/ablation.py c3d  [--seeds 0 1 2] [--variants ...] [--work DIR] [--json F]
     python benchmarks/ablation.py ped2 [--seeds 0 1 2] [--variants ...] [--work DIR] [--json F]
+        [--precision fp32|bf16|int8]
 
 Dev data only (``../shared/data``; never the held-out set):
 
@@ -13,6 +14,8 @@ annotation; both L2-normalised per segment (see ``benchmarks/real_data.py``).
 videos with anomalies), split into 3 folds (normal videos 1,4,7 / 2,5,8 / 3,6 and anomalous
 1,4 / 2,5 / 3,6); each fold trains on the other two (video labels only) and is tested frame by
 frame with the official ground truth. A seed's figure is the mean over the 3 folds.
+``--precision`` extracts the Ped2 features with the XFeat network at that precision (into
+``WORK/ped2-<precision>``), which measures what bf16 or int8 features cost in frame AUC.
 
 Every variant is the default ``memtsm train`` configuration with one change (:data:`VARIANTS`);
 ``mil-mlp`` and ``rtfm`` are the baselines with their own recipes. Best epoch and threshold are
@@ -35,6 +38,7 @@ from real_data import SHARED, prepare_c3d  # noqa: E402
 
 from memtsm.evaluate.protocol import EvalConfig, evaluate  # noqa: E402
 from memtsm.extract import ExtractConfig, extract  # noqa: E402
+from memtsm.extract.config import PRECISIONS  # noqa: E402
 from memtsm.extract.store import FeatureStore, FeatureStoreWriter  # noqa: E402
 from memtsm.runtime.threads import configure_threads  # noqa: E402
 from memtsm.train.config import TrainConfig  # noqa: E402
@@ -85,8 +89,9 @@ def _subset(source: FeatureStore, out: Path, video_ids: list[str]) -> Path:
     return out
 
 
-def prepare_ped2_folds(work: Path) -> list[dict[str, Any]]:
-    """Extract the 14 Ped2 videos once; one train and one test store per fold."""
+def prepare_ped2_folds(work: Path, precision: str = "fp32") -> list[dict[str, Any]]:
+    """Extract the 14 Ped2 videos once (XFeat at ``precision``); one train and one test store
+    per fold."""
     ped2 = SHARED / "ucsd_ped2"
     work.mkdir(parents=True, exist_ok=True)
     labels = work / "ped2_labels.csv"
@@ -95,7 +100,7 @@ def prepare_ped2_folds(work: Path) -> list[dict[str, Any]]:
                       + "".join(f"testing/{i:02d},1,Ped2Anomaly\n" for i in range(1, 7)))
     full = work / "ped2_all"
     if not (full / "index.jsonl").exists():
-        extract([ped2], full, ExtractConfig(labels_csv=str(labels)))
+        extract([ped2], full, ExtractConfig(labels_csv=str(labels), precision=precision))
     source = FeatureStore(full)
     folds = []
     for k, (normal, anomalous) in enumerate(zip(PED2_NORMAL_FOLDS, PED2_ANOMALOUS_FOLDS)):
@@ -161,10 +166,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("ablation-runs"))
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--threads", type=int, help="torch threads (default: the CPUs)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="ped2: precision of the XFeat network that extracts the features")
     args = parser.parse_args()
+    if args.dataset == "c3d" and args.precision != "fp32":
+        parser.error("--precision applies to ped2 (the C3D features are published ones)")
     configure_threads(args.threads)
-    work = args.work / args.dataset
-    folds = c3d_folds(work) if args.dataset == "c3d" else prepare_ped2_folds(work)
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    work = args.work / (args.dataset + suffix)
+    folds = (c3d_folds(work) if args.dataset == "c3d"
+             else prepare_ped2_folds(work, args.precision))
     rows = []
     for variant in args.variants:
         for seed in args.seeds:
@@ -176,7 +187,7 @@ def main() -> None:
                       f"({row['train_seconds']} s)", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1))
-    print(f"\n{args.dataset}: seeds {args.seeds}, {len(folds)} fold(s)")
+    print(f"\n{args.dataset}{suffix}: seeds {args.seeds}, {len(folds)} fold(s)")
     print("\n".join(summarise(rows, args.variants, args.seeds)))
 
 
