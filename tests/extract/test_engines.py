@@ -58,6 +58,20 @@ def test_fp32_engines_give_torchs_features(engine, net, sha, real_frames, tmp_pa
         assert cosine.min() > 0.99999
 
 
+@pytest.mark.skipif(not engine_available("openvino"), reason="openvino not installed")
+def test_openvino_splits_a_batch_over_its_streams_in_order(net, sha, real_frames, tmp_path):
+    engine = open_engine("openvino", net, sha, CPU, threads=2, cache=tmp_path)
+    if len(engine.requests) < 2:
+        pytest.skip("OpenVINO chose one stream on this CPU")
+    images = XFeatDescriptor(net, FeatureSpec(), CPU).preprocess(real_frames[:5])
+    together = engine.descriptors(images)  # 5 frames over 2+ concurrent requests
+    one_by_one = torch.cat([engine.descriptors(images[i:i + 1]) for i in range(5)])
+    assert together.shape == (5, 64, 224 // 8, 320 // 8)
+    assert (together - one_by_one).abs().max() < 1e-4
+    # consecutive real frames differ, so a reordering of the parts would show
+    assert (together[1:] - together[:-1]).abs().max() > 1e-2
+
+
 @pytest.mark.parametrize("engine", ONNX_ENGINES)
 def test_extraction_with_any_engine_has_one_identity(engine, xfeat_weights, tmp_path,
                                                       monkeypatch):
