@@ -1,4 +1,5 @@
-"""Soak: one ``memtsm watch`` stream for ``--minutes`` of video (faster than real time), RSS over time.
+"""Soak: one ``memtsm watch`` stream for ``--minutes`` of video (faster than real time), RSS
+over time.
 
     python benchmarks/soak_watch.py [--video PATH] [--minutes 30] [--engine auto]
 

@@ -25,3 +25,6 @@ STORE_FORMAT_VERSION = 1
 
 #: Default size at which a shard is closed and a new one started.
 DEFAULT_SHARD_BYTES = 1 << 30
+
+#: The class name of normal (anomaly-free) videos, as stores and the synthetic generator write it.
+NORMAL_CLASS = "Normal"

@@ -17,7 +17,8 @@ def test_fast_demo_end_to_end(tmp_path):
     assert 0.0 <= summary["roc_auc"] <= 1.0 and summary["n_test_videos"] == 5
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert evaluation["roc_auc"] == summary["roc_auc"]
-    assert evaluation["val_video_threshold"] == summary["val_video_threshold"]  # from validation, stored in best.pt
+    # from validation, stored in best.pt
+    assert evaluation["val_video_threshold"] == summary["val_video_threshold"]
     scores = json.loads((out / "scores.json").read_text())
     [video] = scores["videos"]
     assert video["segments"][-1]["end_frame"] == video["num_frames"]

@@ -24,7 +24,8 @@ ALLOWED = {
     # the model is standalone: torch, the standard library and the stdlib-only config reader
     "model": ("memtsm.runtime.configs",),
     # extraction never imports the model, training, scoring or evaluation
-    "extract": ("memtsm.constants", "memtsm.runtime"),
+    # int8 calibration renders its frames with the synthetic generator
+    "extract": ("memtsm.constants", "memtsm.runtime", "memtsm.synth"),
     "train": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.model",
               "memtsm.segments", "memtsm.evaluate.metrics"),
     "score": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.model",
@@ -34,8 +35,8 @@ ALLOWED = {
     # live streams reuse extraction and scoring; nothing but the CLI imports them
     "watch": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.score",
               "memtsm.train.checkpoint"),
-    # the generator names its classes as extraction reads them back
-    "synth": ("memtsm.constants", "memtsm.runtime", "memtsm.extract.sources"),
+    # the generator draws frames and writes class names from constants; it knows no extraction
+    "synth": ("memtsm.constants", "memtsm.runtime"),
     # a benchmark imports, trains and evaluates: it composes those three owners
     "benchmark": ("memtsm.constants", "memtsm.runtime", "memtsm.extract", "memtsm.train",
                   "memtsm.evaluate"),

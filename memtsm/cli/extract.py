@@ -83,7 +83,7 @@ def extract(
     precision: Annotated[Optional[str], typer.Option(
         help="Arithmetic of the XFeat network. bf16 (torch autocast, or OpenVINO on CPUs with "
         "BF16) and int8 (OpenVINO, a graph quantised once by NNCF on synthetic frames: pip "
-        "install 'memtsm[int8]') are faster but give other features: a store and the "
+        "install memtsm with the int8 extra) are faster but give other features: a store and the "
         "checkpoints trained on it record it, and fp32 checkpoints refuse them.")] = None,
     fps: FramesFps = None,
     shard_size: Annotated[Optional[str], typer.Option(

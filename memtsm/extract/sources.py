@@ -49,6 +49,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from memtsm.constants import NORMAL_CLASS
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -84,7 +86,6 @@ VIDEO_SUFFIXES = frozenset({
     ".3gp", ".mts",
 })
 NORMAL_PREFIX = "normal"
-NORMAL_CLASS = "Normal"
 #: The 13 anomaly classes of UCF-Crime (Sultani et al., CVPR 2018).
 UCF_CRIME_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
                      "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing",

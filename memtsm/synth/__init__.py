@@ -21,7 +21,7 @@ Names with a leading underscore are internal to the package.
 
 from __future__ import annotations
 
-from memtsm.extract.sources import NORMAL_CLASS
+from memtsm.constants import NORMAL_CLASS
 from memtsm.synth.dataset import (
     TEMPORAL_ANNOTATION_FILE,
     TEST_ANNOTATION_FILE,

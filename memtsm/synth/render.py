@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from memtsm.extract.sources import NORMAL_CLASS
+from memtsm.constants import NORMAL_CLASS
 from memtsm.runtime.files import atomic_path
 from memtsm.synth.actors import (
     _SHIRTS,

@@ -59,7 +59,8 @@ def test_benchmark_end_to_end(xd_data: Path, tmp_path: Path) -> None:
             "--test-features", str(xd_data / "test"), "-a", str(xd_data / "annotations.txt"),
             "--format", "crop-files", "--train-audio", str(xd_data / "train-audio"),
             "--test-audio", str(xd_data / "test-audio"),
-            "--feature-name", "i3d+vggish", "--train-crops", "each", "--model", "mil-mlp", "--seeds", "0-1",
+            "--feature-name", "i3d+vggish", "--train-crops", "each", "--model", "mil-mlp",
+            "--seeds", "0-1",
             "--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "batch_size=4",
             "--device", "cpu", "--threads", "1", "--quiet", "-o", str(out)]
     result = CliRunner().invoke(app, args)

@@ -79,7 +79,8 @@ def test_evaluate_refuses_features_of_another_kind(c3d_runs, tmp_path):
     stores, ucf, root = c3d_runs
     run_dir = tmp_path / "run"
     assert run("train", "--features", stores["train"], "--out", run_dir, "--epochs", "1",
-               "--steps", "2", "--channels", "32", "--val-fraction", "0.34", "--quiet").exit_code == 0
+               "--steps", "2", "--channels", "32", "--val-fraction", "0.34",
+               "--quiet").exit_code == 0
     other = tmp_path / "other"
     result = run("import-features", ucf / "c3d_sultani", "--out", other, "--format",
                  "sultani-txt", "--frame-counts", ucf / "meta" / "Test_Annotation.txt")

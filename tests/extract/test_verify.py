@@ -1,4 +1,5 @@
-"""`memtsm features verify`: an intact store passes; truncation, bit flips and a stale index are named."""
+"""`memtsm features verify`: an intact store passes; truncation, bit flips and a stale index
+are named."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def test_train_on_a_damaged_shard_points_to_verify(tmp_path):
     with pytest.raises(ShardReadError, match="v3"):
         load_bags([tmp_path / "store"], num_segments=4)
     result = CliRunner().invoke(app, ["train", "--features", str(tmp_path / "store"), "--out",
-                                      str(tmp_path / "run"), "--epochs", "1", "--steps", "1", "--quiet"])
+                                      str(tmp_path / "run"), "--epochs", "1", "--steps", "1",
+                                      "--quiet"])
     assert result.exit_code == 2, result.output
     assert f"{store.shards[1]}: video 'v3' cannot be read" in result.output
     assert "memtsm features verify" in result.output

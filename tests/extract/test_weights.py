@@ -26,7 +26,8 @@ def test_official_weights_hash_and_strict_load(xfeat_weights):
     net = load_xfeat(xfeat_weights)
     assert sum(p.numel() for p in net.parameters()) == 1_544_758
     state = torch.load(xfeat_weights, weights_only=True)
-    assert torch.equal(net.state_dict()["block1.0.layer.0.weight"], state["block1.0.layer.0.weight"])
+    name = "block1.0.layer.0.weight"
+    assert torch.equal(net.state_dict()[name], state[name])
 
 
 def test_corrupted_weights_are_rejected(xfeat_weights, tmp_path):

@@ -126,7 +126,8 @@ def test_train_then_score_ranks_anomalous_clips_higher(tmp_path):
     labels = [0] * 12 + [1] * 12
     root = write_store(tmp_path / "s", lengths, labels, shift=8.0)
     result = train(TrainConfig(
-        features=(str(root),), out=str(tmp_path / "run"), epochs=8, lr=1e-2, batch_size=8, steps_per_epoch=3,
+        features=(str(root),), out=str(tmp_path / "run"), epochs=8, lr=1e-2, batch_size=8,
+        steps_per_epoch=3,
         scorer=ScorerOptions(channels=16, mem_size=8, head_hidden=8, se_window=5)))
     results = score_store(result.best_checkpoint, root, device="cpu")
     anomalous_clips, normal_clips = [], []

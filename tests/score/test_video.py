@@ -33,7 +33,8 @@ def trained(tmp_path_factory):
     store = root / "features"
     extract([videos], store, ExtractConfig(spec=FeatureSpec(long_side=64)))
     run = train(TrainConfig(features=(str(store),), out=str(root / "run"), epochs=2,
-                            steps=6, val_fraction=0.25, scorer=ScorerOptions(channels=32), device="cpu"))
+                            steps=6, val_fraction=0.25, scorer=ScorerOptions(channels=32),
+                            device="cpu"))
     test_video = write_video(root / "probe", moving_frames(70, seed=9, speed=4))
     return run.best_checkpoint, test_video, root
 
@@ -102,7 +103,8 @@ def test_checkpoint_of_imported_features_cannot_score_raw_video(trained, shared_
     import_features([ucf / "c3d_sultani"], store, "sultani-txt",
                     frame_counts=ucf / "meta" / "Test_Annotation.txt")
     run = train(TrainConfig(features=(str(store),), out=str(tmp_path / "run"), epochs=1,
-                            steps=2, val_fraction=0.5, scorer=ScorerOptions(channels=16), device="cpu"))
+                            steps=2, val_fraction=0.5, scorer=ScorerOptions(channels=16),
+                            device="cpu"))
     result = CliRunner().invoke(app, ["score", str(video), "--checkpoint",
                                       str(run.best_checkpoint)])
     assert result.exit_code == 2

@@ -60,7 +60,8 @@ def test_round_trip_is_plain_and_complete(tmp_path):
     got = load_checkpoint(path)
     assert got.scorer_config == ckpt.scorer_config and got.loss_config == LossConfig(topk=2)
     assert got.train_config == ckpt.train_config
-    assert got.feature_identity == FeatureIdentity.from_dict(IDENTITY) and got.extract_config == ckpt.extract_config
+    assert got.feature_identity == FeatureIdentity.from_dict(IDENTITY)
+    assert got.extract_config == ckpt.extract_config
     assert got.val_video_threshold == 0.42 and got.epoch == 3 and got.val_metrics["val_auc"] == 0.9
     assert got.training_state.history == ({"epoch": 1, "val_auc": 0.9},)
     assert torch.equal(got.training_state.rng_state, ckpt.training_state.rng_state)

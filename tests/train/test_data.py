@@ -128,7 +128,8 @@ def test_load_bags_reads_labelled_videos_and_keeps_the_mapping(tmp_path):
     assert len(data) == 6 and data.skipped_unlabelled == 2
     assert data.segments.shape == (6, 5, 8) and data.segments.dtype == torch.float32
     assert data.class_counts() == (3, 3)
-    assert data.identity == FeatureIdentity.from_dict(IDENTITY) and data.extract_config == {"clip_len": CLIP}
+    assert data.identity == FeatureIdentity.from_dict(IDENTITY)
+    assert data.extract_config == {"clip_len": CLIP}
     by_id = {video_id: (label, feats) for video_id, label, feats in videos}
     for row, bag in enumerate(data.bags):
         label, feats = by_id[bag.video_id]

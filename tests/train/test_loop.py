@@ -168,7 +168,8 @@ def test_best_checkpoint_is_plain_and_self_describing(memtsm_run):
     raw = torch.load(out / "best.pt", weights_only=True)
     assert raw["format"] == "memtsm-scorer" and raw["training_state"] is None
     ckpt = load_checkpoint(out / "best.pt")
-    assert ckpt.epoch == result.best_epoch and ckpt.val_video_threshold == result.val_video_threshold
+    assert ckpt.epoch == result.best_epoch
+    assert ckpt.val_video_threshold == result.val_video_threshold
     assert ckpt.feature_identity == FeatureIdentity.from_dict(IDENTITY)
     assert ckpt.extract_config == {"synthetic": True}
     assert ckpt.scorer_config.feature_dim == DIM and ckpt.scorer_config.channels == 32
@@ -224,7 +225,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(store, tmp_path):
     a = load_checkpoint(tmp_path / "full" / "last.pt").state_dict
     b = load_checkpoint(tmp_path / "cut" / "last.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed.best_epoch == full.best_epoch and resumed.val_video_threshold == full.val_video_threshold
+    assert resumed.best_epoch == full.best_epoch
+    assert resumed.val_video_threshold == full.val_video_threshold
 
 
 def test_feature_noise_changes_training_only_and_is_reproducible(memtsm_run, store, tmp_path):
@@ -376,7 +378,8 @@ def test_cli_says_the_best_epoch_is_unreliable(tmp_path):
     root = write_bags(tmp_path / "s", n_normal=2, n_anomalous=4)
     result = CliRunner().invoke(app, [
         "train", "-f", str(root), "-o", str(tmp_path / "run"), "--epochs", "1",
-        "--steps", "2", "--channels", "32", "--mem-size", "8", "--batch-size", "8", "--device", "cpu",
+        "--steps", "2", "--channels", "32", "--mem-size", "8", "--batch-size", "8",
+        "--device", "cpu",
         "--quiet"])
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output and "validation holds only 1 normal" in result.output

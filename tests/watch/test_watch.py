@@ -16,8 +16,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 import pytest
+import torch
 from _browser import Browser, chromium_path
 from _servers import HttpServer, RtspServer, TcpServer, UdpSender, free_port, rtsp_available
 from _videos import moving_frames, write_encoded, write_video
