@@ -24,11 +24,11 @@ from memtsm.extract.config import ExtractConfig
 from memtsm.extract.decode import (
     DecodeError,
     DecoderBackend,
+    DecoderSession,
     FrameBatch,
     VideoDecoder,
     VideoInfo,
     expected_frames,
-    open_video,
     resolve_backend,
 )
 from memtsm.extract.identity import FeatureIdentity
@@ -183,19 +183,26 @@ def _decode_events(
     sources: Sequence[VideoSource], config: ExtractConfig, backend: DecoderBackend,
     device: torch.device,
 ) -> Iterator[_Event]:
-    """Decode the videos in order; a failing video yields ``_Error`` and decoding moves on."""
+    """Decode the videos in order; a failing video yields ``_Error`` and decoding moves on.
+
+    One :class:`DecoderSession` serves every video (with DALI: one persistent pipeline that
+    also prepares the network input on the device).
+    """
     want = config.spec.sampled
-    for source in sources:
-        try:
-            with open_video(source.path, backend, device, config.frames_fps, luma=True) as decoder:
-                yield _Start(source, decoder.info)
-                for batch in decoder.batches(decode_batch_size(config.batch_size, decoder), want):
-                    yield _Frames(source, batch)
-                yield _End(source, decoder.frames_decoded)
-        except DecodeError as exc:
-            yield _Error(source, str(exc))
-        except Exception as exc:  # an unexpected decoder failure is still one video's failure
-            yield _Error(source, f"{source.path}: {type(exc).__name__}: {exc}")
+    with DecoderSession(backend, device, config.frames_fps, luma=True,
+                        network_size=config.spec.network_size) as session:
+        for source in sources:
+            try:
+                with session.open(source.path) as decoder:
+                    yield _Start(source, decoder.info)
+                    size = decode_batch_size(config.batch_size, decoder)
+                    for batch in decoder.batches(size, want):
+                        yield _Frames(source, batch)
+                    yield _End(source, decoder.frames_decoded)
+            except DecodeError as exc:
+                yield _Error(source, str(exc))
+            except Exception as exc:  # an unexpected decoder failure is still one video's failure
+                yield _Error(source, f"{source.path}: {type(exc).__name__}: {exc}")
 
 
 class FeatureExtractor:

@@ -46,11 +46,16 @@ def preprocess_frames(frames: torch.Tensor, spec: FeatureSpec,
                       device: torch.device) -> torch.Tensor:
     """``uint8 [N, H, W, C]`` RGB (C=3) or luma (C=1) -> ``float32 [N, 1, h, w]`` in [0, 1].
 
+    Frames that already are network input (``float32 [N, 1, h, w]``, from a DALI stream that
+    converted and resized them) are only moved to ``device``.
+
     ``h`` and ``w`` are multiples of 32 (:meth:`FeatureSpec.network_size`); the result is on
     ``device``, channels-last. XFeat instance-normalises its input, so luma and RGB->grey give
     the same features up to the decoders' rounding. Large frames are converted a few at a time,
     so the float copies of 4K frames never exceed about :data:`CONVERT_PIXELS` pixels.
     """
+    if frames.is_floating_point():
+        return frames.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
     height, width = int(frames.shape[1]), int(frames.shape[2])
     chunk = max(1, CONVERT_PIXELS // (height * width))
     if frames.shape[0] <= chunk:

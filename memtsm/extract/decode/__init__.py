@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,6 +28,7 @@ from memtsm.extract.decode.base import (
 __all__ = [
     "DecodeError",
     "DecoderBackend",
+    "DecoderSession",
     "FrameBatch",
     "FrameFilter",
     "VideoDecoder",
@@ -130,3 +133,65 @@ def open_video(
     from memtsm.extract.decode.pyav import PyAVDecoder
 
     return PyAVDecoder(path, luma=luma)
+
+
+class DecoderSession:
+    """Opens the videos of one run with one backend, sharing what can be shared between them.
+
+    With DALI every video runs on one persistent pipeline (:class:`~memtsm.extract.decode.dali.
+    DaliStream`); given ``network_size`` that pipeline also converts to grey and resizes, and
+    delivers network input. PyAV and frame folders open each video on its own (``luma`` as in
+    :func:`open_video`; they leave the resize to XFeat's preprocessing). Use from one thread.
+
+    Args:
+        backend: a concrete backend (``auto`` is resolved here); folders are always frame folders.
+        device: where frames are delivered (DALI decodes there).
+        frames_fps: frame rate assumed for frame folders.
+        luma: ask PyAV and frame folders for grey ``[N, H, W, 1]`` frames.
+        network_size: ``(width, height) -> (w, h)`` of the network input
+            (:meth:`~memtsm.extract.config.FeatureSpec.network_size`), used by DALI.
+    """
+
+    def __init__(self, backend: DecoderBackend | str, device: torch.device | str = "cpu",
+                 frames_fps: float = 30.0, luma: bool = False,
+                 network_size: Callable[[int, int], tuple[int, int]] | None = None) -> None:
+        self.device = torch.device(device)
+        self.backend = DecoderBackend(backend)
+        if self.backend is DecoderBackend.AUTO:
+            self.backend = resolve_backend(self.backend, self.device)
+        self.frames_fps = frames_fps
+        self.luma = luma
+        self.network_size = network_size
+        self._dali_stream: Any = None
+
+    @property
+    def pipelines_built(self) -> int:
+        """DALI pipelines built by this session so far (0 for the other backends)."""
+        return self._dali_stream.pipelines_built if self._dali_stream is not None else 0
+
+    def open(self, path: Path | str) -> VideoDecoder:
+        """A decoder for one video (a file, or a folder of frames).
+
+        Raises:
+            DecodeError: the file or folder cannot be opened as a video.
+        """
+        path = Path(path)
+        if self.backend is DecoderBackend.DALI and not path.is_dir():
+            if self._dali_stream is None:
+                from memtsm.extract.decode.dali import DaliStream
+
+                self._dali_stream = DaliStream(self.device, self.network_size)
+            return self._dali_stream.open(path)
+        return open_video(path, self.backend, self.device, self.frames_fps, luma=self.luma)
+
+    def close(self) -> None:
+        """Drop the persistent DALI pipeline, if any."""
+        if self._dali_stream is not None:
+            self._dali_stream.close()
+            self._dali_stream = None
+
+    def __enter__(self) -> DecoderSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -67,7 +67,9 @@ class FrameBatch:
 
     Attributes:
         frames: ``uint8 [N, H, W, C]`` on the decoder's device: ``C = 3`` RGB, or ``C = 1``
-            luma (the Y plane, for backends opened with ``luma=True``).
+            luma (the Y plane, for backends opened with ``luma=True``); or, from a decoder that
+            prepares the network's input itself (a DALI stream given a network size), grey
+            ``float32 [N, 1, h, w]`` in [0, 1].
         indices: ``int64 [N]`` 0-based display-order frame indices (CPU).
         timestamps: ``float64 [N]`` presentation times in seconds (CPU).
     """

@@ -5,6 +5,12 @@ run decodes the next ``frames_per_sequence`` frames in display order (the last s
 shorter), so memory stays bounded whatever the video's length. One pipeline definition serves both
 devices; only the operator's device differs (``"mixed"`` = NVDEC, or ``"cpu"``).
 
+A :class:`DaliStream` keeps its pipeline between videos: after a video's last run the next file
+is fed to the same pipeline, so a run over many videos builds one pipeline, not one per video.
+Given the network's input size rule, the stream's pipeline also converts to grey and resizes
+inside DALI (on the GPU with NVDEC), and delivers ``float32 [N, 1, h, w]`` network input on the
+device: the frames are never copied to the host.
+
 DALI 2.4 reports neither frame indices nor timestamps for this operator, and a run past the end of
 the video is an error. So the file is first scanned with PyAV (demuxing only, no decoding): the
 header's frame count or else the packet count (what DALI itself uses) gives the number of runs, and
@@ -17,14 +23,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import torch
-from nvidia.dali import fn, pipeline_def
+from nvidia.dali import fn, pipeline_def, types
 
 from memtsm.extract.decode.base import (
     DecodeError,
@@ -53,24 +60,38 @@ NVDEC_CODECS = frozenset({"av1", "mpeg4", "h264", "hevc", "vp8", "vp9", "mjpeg"}
 """Codecs (FFmpeg names) DALI 2.4 decodes with NVDEC (the ``mixed`` backend)."""
 
 _INPUT_NAME = "encoded_video"
+_SIZE_NAME = "network_size"
 _NUM_THREADS = 2
+_UINT8_MAX = 255.0
 # DALI's error when a run finds its input used up (the header overstated the frame count).
 _NO_MORE_INPUT = "No data was provided to the InputOperator"
 
+NetworkSize = Callable[[int, int], tuple[int, int]]
+"""``(width, height)`` of a displayed frame -> ``(width, height)`` of the network's input."""
+
 
 @pipeline_def(batch_size=1, num_threads=_NUM_THREADS, prefetch_queue_depth=1, exec_dynamic=True)
-def _sequence_pipeline(decoder_device: str, frames_per_sequence: int):
-    """One sequence per run: ``uint8 [F, H, W, 3]`` RGB, ``F <= frames_per_sequence``.
+def _sequence_pipeline(decoder_device: str, frames_per_sequence: int, network_input: bool):
+    """One sequence per run, ``F <= frames_per_sequence`` frames.
 
+    RGB ``uint8 [F, H, W, 3]``; with ``network_input``, grey ``float32 [F, h, w, 1]`` in [0, 1]
+    at the ``(h, w)`` fed to ``network_size`` before every run (BT.601 grey, as kornia's
+    ``rgb_to_grayscale``; antialiased linear resize, as the torch preprocessing).
     ``prefetch_queue_depth=1`` so DALI never runs ahead past the end of the video;
     ``exec_dynamic`` keeps returned outputs valid while they are referenced.
     """
-    return fn.experimental.inputs.video(
+    video = fn.experimental.inputs.video(
         name=_INPUT_NAME,
         device=decoder_device,
         sequence_length=frames_per_sequence,
         last_sequence_policy="partial",
     )
+    if not network_input:
+        return video
+    size = fn.external_source(name=_SIZE_NAME, dtype=types.FLOAT, ndim=1)
+    grey = fn.color_space_conversion(video, image_type=types.RGB, output_type=types.GRAY)
+    resized = fn.resize(grey, size=size, antialias=True, dtype=types.FLOAT)
+    return resized * (1.0 / _UINT8_MAX)
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,69 @@ def _dali_problem(exc: RuntimeError) -> str:
     return useful[0] if useful else text.strip()
 
 
+class DaliStream:
+    """One DALI pipeline on one device, kept from video to video.
+
+    :meth:`open` gives a :class:`DaliDecoder` per video; the pipeline it runs is built on first
+    use and handed back after the video's last run, so a run over many videos of one size class
+    builds one pipeline. A video that fails or is left half-read takes its pipeline with it (its
+    leftover input must not leak into the next video); the next video builds a fresh one. Use
+    from one thread at a time.
+
+    Args:
+        device: ``cuda[:N]`` for NVDEC, ``cpu`` for DALI's CPU decoder.
+        network_size: when given, deliver grey ``float32 [N, 1, h, w]`` frames in [0, 1] at
+            ``network_size(width, height)`` (converted and resized inside DALI); else RGB
+            ``uint8 [N, H, W, 3]``.
+        frames_per_sequence: frames per pipeline run; by default 16, or fewer for large frames
+            (:data:`SEQUENCE_BYTES`).
+    """
+
+    def __init__(self, device: torch.device | str, network_size: NetworkSize | None = None,
+                 frames_per_sequence: int | None = None) -> None:
+        if frames_per_sequence is not None and frames_per_sequence < 1:
+            raise ValueError(f"frames_per_sequence must be >= 1, got {frames_per_sequence}")
+        self.device = torch.device(device)
+        self.network_size = network_size
+        self.frames_per_sequence = frames_per_sequence
+        #: Pipelines built so far (one per sequence length, plus one after each failed video).
+        self.pipelines_built = 0
+        self._idle: dict[int, Any] = {}
+
+    def open(self, path: Path | str) -> DaliDecoder:
+        """A decoder for one video that runs on this stream's pipeline."""
+        return DaliDecoder(Path(path), self.device, self.frames_per_sequence, stream=self)
+
+    def acquire(self, frames_per_sequence: int) -> Any:
+        """An idle built pipeline for ``frames_per_sequence`` frames per run, or a new one."""
+        pipe = self._idle.pop(frames_per_sequence, None)
+        if pipe is None:
+            on_gpu = self.device.type == "cuda"
+            pipe = _sequence_pipeline(
+                decoder_device="mixed" if on_gpu else "cpu",
+                frames_per_sequence=frames_per_sequence,
+                network_input=self.network_size is not None,
+                device_id=(self.device.index or 0) if on_gpu else None,
+            )
+            pipe.build()
+            self.pipelines_built += 1
+        return pipe
+
+    def release(self, frames_per_sequence: int, pipe: Any) -> None:
+        """Hand back a pipeline whose video was read to its end without error."""
+        self._idle[frames_per_sequence] = pipe
+
+    def close(self) -> None:
+        """Drop the idle pipelines (and DALI's buffers)."""
+        self._idle.clear()
+
+    def __enter__(self) -> DaliStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class DaliDecoder(VideoDecoder):
     """Decode a video file with DALI on ``device``: NVDEC on CUDA, libavcodec on the CPU.
 
@@ -134,6 +218,8 @@ class DaliDecoder(VideoDecoder):
         device: ``cuda[:N]`` for NVDEC, ``cpu`` for DALI's CPU decoder.
         frames_per_sequence: frames decoded per pipeline run (bounds the memory used); by
             default 16, or fewer so a run holds at most :data:`SEQUENCE_BYTES`.
+        stream: the :class:`DaliStream` whose pipeline to run (and whose output format to
+            deliver); by default a private one, RGB, used for this video only.
     """
 
     backend = "dali"
@@ -143,18 +229,19 @@ class DaliDecoder(VideoDecoder):
         path: Path,
         device: torch.device,
         frames_per_sequence: int | None = None,
+        stream: DaliStream | None = None,
     ) -> None:
         super().__init__(path)
         if frames_per_sequence is not None and frames_per_sequence < 1:
             raise ValueError(f"frames_per_sequence must be >= 1, got {frames_per_sequence}")
         self._device = torch.device(device)
-        on_gpu = self._device.type == "cuda"
+        self._stream = stream or DaliStream(self._device)
         with PyAVDecoder(self.path) as probe:  # header, and clear errors for unreadable files
             self._info = probe.info
         frame_bytes = self._info.width * self._info.height * 3
         self._frames_per_sequence = frames_per_sequence or max(
             1, min(DEFAULT_FRAMES_PER_SEQUENCE, SEQUENCE_BYTES // frame_bytes))
-        self._check_codec(on_gpu)
+        self._check_codec(self._device.type == "cuda")
         self._scan = _scan_packets(self.path)
         if self._scan.header_frames and self._scan.header_frames != self._scan.packets:
             logger.warning(
@@ -164,13 +251,17 @@ class DaliDecoder(VideoDecoder):
                 self._scan.packets,
                 self._scan.dali_frames,
             )
-        self._pipe = _sequence_pipeline(
-            decoder_device="mixed" if on_gpu else "cpu",
-            frames_per_sequence=self._frames_per_sequence,
-            device_id=(self._device.index or 0) if on_gpu else None,
-        )
-        self._pipe.build()
-        self._pipe.feed_input(_INPUT_NAME, [np.fromfile(self.path, dtype=np.uint8)])
+        self._turns = self._info.rotation // 90
+        self._size = self._decoded_network_size()
+        self._pipe: Any = None
+
+    def _decoded_network_size(self) -> list[float] | None:
+        """``[h, w]`` DALI resizes the stored (not yet rotated) frames to, or None for RGB."""
+        if self._stream.network_size is None:
+            return None
+        width, height = self._stream.network_size(self._info.width, self._info.height)
+        # a quarter turn happens after the resize: the stored frame is resized to the turned size
+        return [float(width), float(height)] if self._turns % 2 else [float(height), float(width)]
 
     def _check_codec(self, on_gpu: bool) -> None:
         codec = self._info.codec
@@ -196,8 +287,21 @@ class DaliDecoder(VideoDecoder):
         """The device frames are decoded and delivered on."""
         return self._device
 
+    @property
+    def network_input(self) -> bool:
+        """Whether frames come as grey ``float32 [N, 1, h, w]`` network input."""
+        return self._size is not None
+
+    @property
+    def channels(self) -> int:
+        """Channels of the delivered frames: 1 (network input) or 3 (RGB)."""
+        return 1 if self.network_input else 3
+
     def batches(self, batch_size: int, want: FrameFilter = keep_all) -> Iterator[FrameBatch]:
-        """Yield wanted frames ``uint8 [N, H, W, 3]`` on :attr:`device`, as in the base class.
+        """Yield wanted frames on :attr:`device`, as in the base class.
+
+        Frames are ``uint8 [N, H, W, 3]`` RGB, or ``float32 [N, 1, h, w]`` grey network input
+        when the stream was given a network size.
 
         Raises:
             DecodeError: DALI fails on the stream (corrupt data).
@@ -212,21 +316,36 @@ class DaliDecoder(VideoDecoder):
         check_complete(self._info, self.frames_decoded, last_time)
 
     def _frames(self) -> Iterator[tuple[int, torch.Tensor]]:
-        """Every frame in display order: ``(index, uint8 [H, W, 3] view into DALI's output)``."""
+        """Every frame in display order: ``(index, [H, W, C] view into DALI's output)``.
+
+        The pipeline is handed back to the stream only when the video was read to its end
+        without error; otherwise it is dropped with this decoder.
+        """
+        self._pipe = self._stream.acquire(self._frames_per_sequence)
+        self._pipe.feed_input(_INPUT_NAME, [np.fromfile(self.path, dtype=np.uint8)])
         num_runs = math.ceil(self._scan.dali_frames / self._frames_per_sequence)
-        for _ in range(num_runs):
-            sequence = self._next_sequence()
-            if sequence is None:
-                return
-            start = self.frames_decoded
-            self.frames_decoded += len(sequence)
-            for offset, frame in enumerate(sequence):
-                yield start + offset, frame
-            if len(sequence) < self._frames_per_sequence:
-                return  # the last, partial sequence
+        finished = False
+        try:
+            for _ in range(num_runs):
+                sequence = self._next_sequence()
+                if sequence is None:
+                    return  # the input ran out early: that pipeline is not reused
+                start = self.frames_decoded
+                self.frames_decoded += len(sequence)
+                for offset, frame in enumerate(sequence):
+                    yield start + offset, frame
+                if len(sequence) < self._frames_per_sequence:
+                    break  # the last, partial sequence
+            finished = True
+        finally:
+            if finished:
+                self._stream.release(self._frames_per_sequence, self._pipe)
+            self._pipe = None
 
     def _next_sequence(self) -> torch.Tensor | None:
-        """Run the pipeline once: ``uint8 [F, H, W, 3]`` on the device, or None past the end."""
+        """Run the pipeline once: ``[F, H, W, C]`` on the device, or None past the end."""
+        if self._size is not None:
+            self._pipe.feed_input(_SIZE_NAME, [np.asarray(self._size, dtype=np.float32)])
         try:
             (sequences,) = self._pipe.run()
         except RuntimeError as exc:
@@ -237,15 +356,17 @@ class DaliDecoder(VideoDecoder):
                 self.path, f"corrupt stream after frame {self.frames_decoded} (DALI: {problem})"
             ) from exc
         sequence = torch.from_dlpack(sequences[0])
-        turns = self._info.rotation // 90
-        return torch.rot90(sequence, turns, dims=(1, 2)) if turns else sequence
+        return torch.rot90(sequence, self._turns, dims=(1, 2)) if self._turns else sequence
 
     def _to_batch(self, frames: list[torch.Tensor], indices: list[int]) -> FrameBatch:
         """Stack (and so copy out of DALI's buffers) ``N`` frames into one batch."""
         times = self._scan.times
         fps = self._info.fps
+        stacked = torch.stack(frames)
+        if self.network_input:  # [N, h, w, 1] -> [N, 1, h, w]: the same memory for one channel
+            stacked = stacked.permute(0, 3, 1, 2)
         return FrameBatch(
-            frames=torch.stack(frames),
+            frames=stacked,
             indices=torch.tensor(indices, dtype=torch.int64),
             timestamps=torch.tensor(
                 [times[i] if i < len(times) else i / fps for i in indices], dtype=torch.float64
@@ -253,5 +374,5 @@ class DaliDecoder(VideoDecoder):
         )
 
     def close(self) -> None:
-        """Drop the pipeline (and with it the encoded file and DALI's buffers)."""
+        """Drop this video's hold on the pipeline (a private stream's pipeline goes with it)."""
         self._pipe = None
