@@ -211,3 +211,15 @@ def test_fp32_checkpoint_refuses_bf16_features(tmp_path):
     with pytest.raises(IncompatibleFeaturesError, match="network_precision"):
         check_identity(fp32, FeatureIdentity.of_extraction(spec, 128, "a" * 64, "bf16"))
     check_identity(fp32, FeatureIdentity.of_extraction(spec, 128, "a" * 64))
+
+
+def test_fp32_convolutions_are_ieee_inside_and_the_setting_is_restored():
+    """On CUDA the torch engine turns cuDNN's TF32 off around its fp32 forward, and only there."""
+    from memtsm.extract.engines.torch_engine import _ieee_convolutions
+
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    with _ieee_convolutions():
+        assert conv.fp32_precision == "ieee"
+    assert conv.fp32_precision == before
+    assert torch.backends.cudnn.allow_tf32 in (True, False)  # the legacy reader still works

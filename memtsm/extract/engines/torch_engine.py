@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+
+
+@contextmanager
+def _ieee_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in full fp32 for the block, whatever the process's TF32 setting.
+
+    cuDNN runs fp32 convolutions in TF32 by default (a 10-bit mantissa, about 1e-3 off);
+    fp32 features must match the CPU's. torch >= 2.9 has a per-operator setting (mixing it with
+    the legacy ``allow_tf32`` flag is an error there), older versions only the legacy flag.
+    """
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        previous = conv.fp32_precision
+        conv.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = previous
+    else:
+        previous = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = previous
 
 
 class TorchEngine:
@@ -24,6 +52,9 @@ class TorchEngine:
         """``[N, 1, H, W]`` -> ``[N, 64, H/8, W/8]`` (see :class:`XFeatEngine`)."""
         images = images.contiguous(memory_format=torch.channels_last)
         if self.precision == "fp32":
-            return self.net(images)[0]
+            if not images.is_cuda:
+                return self.net(images)[0]
+            with _ieee_convolutions():
+                return self.net(images)[0]
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return self.net(images)[0].float()
