@@ -197,12 +197,22 @@ def _decode_events(
                     yield _Start(source, decoder.info)
                     size = decode_batch_size(config.batch_size, decoder)
                     for batch in decoder.batches(size, want):
-                        yield _Frames(source, batch)
+                        yield _Frames(source, _pinned(batch, device))
                     yield _End(source, decoder.frames_decoded)
             except DecodeError as exc:
                 yield _Error(source, str(exc))
             except Exception as exc:  # an unexpected decoder failure is still one video's failure
                 yield _Error(source, f"{source.path}: {type(exc).__name__}: {exc}")
+
+
+def _pinned(batch: FrameBatch, device: torch.device) -> FrameBatch:
+    """Host frames bound for a CUDA device, moved to page-locked memory (in the decode thread).
+
+    Their copy to the device (``non_blocking``) then overlaps the network's work.
+    """
+    if device.type != "cuda" or batch.frames.device.type != "cpu":
+        return batch
+    return FrameBatch(batch.frames.pin_memory(), batch.indices, batch.timestamps)
 
 
 class FeatureExtractor:

@@ -10,7 +10,7 @@ import torch
 
 @contextmanager
 def _ieee_convolutions() -> Iterator[None]:
-    """cuDNN convolutions in full fp32 for the block, whatever the process's TF32 setting.
+    """Full-fp32 cuDNN convolutions inside the block, whatever the process's TF32 setting.
 
     cuDNN runs fp32 convolutions in TF32 by default (a 10-bit mantissa, about 1e-3 off);
     fp32 features must match the CPU's. torch >= 2.9 has a per-operator setting (mixing it with
