@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -41,7 +42,9 @@ class Browser:
              "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             # close_fds would close fds 3 and 4 after preexec_fn placed the pipe there
-            close_fds=False, preexec_fn=lambda: _pipes_at_3_and_4(to_child, from_child))
+            # its own process group, so closing ends the renderer and helper processes too
+            close_fds=False, start_new_session=True,
+            preexec_fn=lambda: _pipes_at_3_and_4(to_child, from_child))
         os.close(to_child)
         os.close(from_child)
         self._buffer = b""
@@ -94,11 +97,21 @@ class Browser:
         raise AssertionError(f"timed out waiting for {expression}")
 
     def close(self) -> None:
-        self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait(10)
         os.close(self._out)
         os.close(self._in)
-        self.profile.cleanup()
+        # a helper that outlived the group kill may still be writing to the profile
+        for _ in range(50):
+            try:
+                self.profile.cleanup()
+                return
+            except OSError:
+                time.sleep(0.1)
+        shutil.rmtree(self.profile.name, ignore_errors=True)
 
     def __enter__(self) -> Browser:
         return self
