@@ -64,3 +64,22 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, fsync: bool = False) ->
     with atomic_path(path, fsync=fsync) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextmanager
+def exclusive_lock(path: Path | str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` + ``.lock`` for the block (POSIX).
+
+    For caches that several processes (torchrun workers) may fill at once: the first builds, the
+    others wait and then find the finished file. The lock file stays; it holds nothing.
+    """
+    import fcntl
+
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock

@@ -223,3 +223,29 @@ def test_fp32_convolutions_are_ieee_inside_and_the_setting_is_restored():
         assert conv.fp32_precision == "ieee"
     assert conv.fp32_precision == before
     assert torch.backends.cudnn.allow_tf32 in (True, False)  # the legacy reader still works
+
+
+def test_concurrent_first_use_exports_the_graph_once(xfeat_weights, tmp_path, caplog):
+    """torchrun workers on a fresh machine all ask for the graph at once: one exports."""
+    import threading
+
+    from memtsm.extract.engines.graph import exported_graph
+
+    net, sha = load_xfeat(xfeat_weights, "cpu"), sha256_of(xfeat_weights)
+    paths, errors = [], []
+
+    def worker():
+        try:
+            paths.append(exported_graph(net, sha, tmp_path / "cache"))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    with caplog.at_level(logging.INFO, logger="memtsm.extract.engines.graph"):
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+    assert not errors and len(paths) == 3 and len(set(paths)) == 1
+    assert sum("exporting XFeat to ONNX" in r.getMessage() for r in caplog.records) == 1
+    assert exported_graph(net, sha, tmp_path / "cache") == paths[0]  # valid: not rebuilt

@@ -128,7 +128,10 @@ def test_torchrun_two_cpu_processes_equal_one_process(videos, reference, tmp_pat
          "--quiet"],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode in (0, 1), result.stderr[-3000:]
-    store = _check_store(out, reference)
+    try:
+        store = _check_store(out, reference)
+    except AssertionError as exc:  # say what the workers printed (a worker may have failed)
+        raise AssertionError(f"{exc}\n--- torchrun stderr ---\n{result.stderr[-4000:]}") from None
     by_worker = {p.name.split("-")[1] for p in store.shards}
     assert by_worker == {"r0", "r1"}
     assert len(store.video_ids) == len(LENGTHS)

@@ -24,7 +24,7 @@ import torch
 
 from memtsm.extract.engines.base import EngineError
 from memtsm.extract.weights import cache_dir, sha256_of
-from memtsm.runtime.files import atomic_path, atomic_write_text
+from memtsm.runtime.files import atomic_path, atomic_write_text, exclusive_lock
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,26 @@ def exported_graph(net: torch.nn.Module, weights_sha256: str, cache: Path | None
     graph = graph_path(weights_sha256, cache)
     manifest = graph.with_suffix(".json")
     identity = graph_identity(weights_sha256)
-    problem = _manifest_problem(graph, manifest, identity)
-    if problem is None:
+    if _manifest_problem(graph, manifest, identity) is None:
         return graph
-    logger.info("exporting XFeat to ONNX (%s): %s", problem, graph)
     try:
         graph.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EngineError(f"cannot create the engine cache {graph.parent}: {exc}") from exc
+    # workers starting together (torchrun) export once: the others wait, then find it valid
+    with exclusive_lock(graph):
+        problem = _manifest_problem(graph, manifest, identity)
+        if problem is None:
+            return graph
+        _export(net, graph, problem)
+        atomic_write_text(manifest, json.dumps(  # the manifest last: it vouches for the graph
+            {"identity": identity, "graph_sha256": sha256_of(graph)}, indent=1) + "\n")
+    return graph
+
+
+def _export(net: torch.nn.Module, graph: Path, problem: str) -> None:
+    """Export ``net``'s descriptor head to ``graph`` (atomically)."""
+    logger.info("exporting XFeat to ONNX (%s): %s", problem, graph)
     head = _DescriptorHead(net).eval().to(device="cpu")
     try:
         with atomic_path(graph) as tmp, warnings.catch_warnings():
@@ -112,6 +124,3 @@ def exported_graph(net: torch.nn.Module, weights_sha256: str, cache: Path | None
                               "descriptors": {0: "batch", 2: "height8", 3: "width8"}})
     except Exception as exc:  # noqa: BLE001 - any exporter failure is reported the same way
         raise EngineError(f"exporting XFeat to ONNX failed: {exc}") from exc
-    atomic_write_text(manifest, json.dumps(  # the manifest last: it vouches for the graph
-        {"identity": identity, "graph_sha256": sha256_of(graph)}, indent=1) + "\n")
-    return graph

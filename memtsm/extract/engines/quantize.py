@@ -33,7 +33,7 @@ import torch
 from memtsm.extract.engines.base import EngineError
 from memtsm.extract.engines.graph import exported_graph, graph_identity, graph_path
 from memtsm.extract.weights import sha256_of
-from memtsm.runtime.files import atomic_write_text, temporary_sibling
+from memtsm.runtime.files import atomic_write_text, exclusive_lock, temporary_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,20 @@ def quantized_graph(net: torch.nn.Module, weights_sha256: str, cache: Path | Non
     xml = quantized_path(weights_sha256, cache, calibration)
     manifest = xml.with_suffix(".json")
     identity = quantized_identity(weights_sha256, calibration)
-    problem = _manifest_problem(xml, manifest, identity)
-    if problem is None:
+    if _manifest_problem(xml, manifest, identity) is None:
         return xml
     fp32 = exported_graph(net, weights_sha256, cache)
+    with exclusive_lock(xml):  # concurrent workers quantise once (see exported_graph)
+        problem = _manifest_problem(xml, manifest, identity)
+        if problem is None:
+            return xml
+        _quantize(fp32, xml, manifest, identity, calibration, problem)
+    return xml
+
+
+def _quantize(fp32: Path, xml: Path, manifest: Path, identity: dict,
+              calibration: CalibrationSet, problem: str) -> None:
+    """Quantise the fp32 graph with NNCF into ``xml`` (+ ``.bin``), then write the manifest."""
     logger.info("quantising XFeat to int8 with NNCF on %d %s v%d frames (%s): %s",
                 calibration.videos * calibration.frames_per_video, CALIBRATION_NAME,
                 CALIBRATION_VERSION, problem, xml)
@@ -214,4 +224,3 @@ def quantized_graph(net: torch.nn.Module, weights_sha256: str, cache: Path | Non
          "bin_sha256": sha256_of(xml.with_suffix(".bin")),
          "calibration_data_sha256": tensor_sha256(images),
          "calibration_frames": int(images.shape[0])}, indent=1) + "\n")
-    return xml
