@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare .gpu/ (in .gitignore) for running benchmarks/gpu_check.py on this project's device
 # machine, which has torch, h5py and numpy but not PyAV or kornia and reaches no package index.
-# .gpu/ gets the wheels (about 43 MB, for its Python 3.12) and the XFeat weights; then run
+# .gpu/ gets the wheels (48 MB with the weights, for its Python 3.12) and the XFeat weights; then run
 # there, with carry [".gpu"]:
 #
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl &&

@@ -144,7 +144,8 @@ class DecoderSession:
     :func:`open_video`; they leave the resize to XFeat's preprocessing). Use from one thread.
 
     Args:
-        backend: a concrete backend (``auto`` is resolved here); folders are always frame folders.
+        backend: any :class:`DecoderBackend` (``auto`` is resolved here, as in
+            :func:`resolve_backend`); folders are always read as frame folders.
         device: where frames are delivered (DALI decodes there).
         frames_fps: frame rate assumed for frame folders.
         luma: ask PyAV and frame folders for grey ``[N, H, W, 1]`` frames.

@@ -16,21 +16,16 @@ def _ieee_convolutions() -> Iterator[None]:
     fp32 features must match the CPU's. torch >= 2.9 has a per-operator setting (mixing it with
     the legacy ``allow_tf32`` flag is an error there), older versions only the legacy flag.
     """
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        previous = conv.fp32_precision
-        conv.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision = previous
-    else:
-        previous = torch.backends.cudnn.allow_tf32
-        torch.backends.cudnn.allow_tf32 = False
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.allow_tf32 = previous
+    cudnn = torch.backends.cudnn
+    conv = getattr(cudnn, "conv", None)
+    setting, name, full = ((conv, "fp32_precision", "ieee") if hasattr(conv, "fp32_precision")
+                           else (cudnn, "allow_tf32", False))
+    previous = getattr(setting, name)
+    setattr(setting, name, full)
+    try:
+        yield
+    finally:
+        setattr(setting, name, previous)
 
 
 class TorchEngine:
