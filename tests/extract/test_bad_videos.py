@@ -9,6 +9,7 @@ crashes and the store always verifies (no partial group anywhere).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -257,8 +258,13 @@ print(int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) // 1024)
 
 
 def _peak_rss_mib(video: Path, out: Path) -> int:
+    # glibc raises its mmap threshold as large blocks are freed, so whether freed 8 MiB frames
+    # return to the OS or linger in a thread's arena depends on thread timing: peaks of +280 to
+    # +740 MiB over runs of the same code (also on 8f19bed). A fixed threshold makes the peak
+    # measure what is allocated at once (+263 MiB in 8 of 8 runs), which is what this guards.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(4 << 20))
     result = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(video), str(out)],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=True, env=env)
     return int(result.stdout.split()[-1])
 
 
@@ -266,15 +272,15 @@ def test_4k_video_memory_stays_bounded(tmp_path):
     """A 4K video costs a bounded amount more memory than a 96x64 one.
 
     Frames come in byte-bounded batches and are converted to float one 4K frame at a time;
-    measured +265 to +463 MiB over runs on 2 cores (how much freed memory glibc reuses varies
-    with thread timing). With unchunked 15-frame batches of 4K frames it was +1.8 GiB.
+    measured +263 MiB with glibc's mmap threshold fixed (see ``_peak_rss_mib``). With unchunked
+    15-frame batches of 4K frames it was +1.8 GiB.
     """
     small = _write(tmp_path, "small", _frames(48), _H264)
     large = _write(tmp_path, "large", _frames(48, 3840, 2160), _H264)
     baseline = _peak_rss_mib(small, tmp_path / "small_features")
     peak = _peak_rss_mib(large, tmp_path / "large_features")
     assert FeatureStore(tmp_path / "large_features").read("large").num_frames == 48
-    assert peak - baseline < 640, (baseline, peak)
+    assert peak - baseline < 512, (baseline, peak)
 
 
 def test_symlinked_folders_are_followed_once_and_loops_are_not(tmp_path):
