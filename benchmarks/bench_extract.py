@@ -95,11 +95,11 @@ def main() -> None:
     rates["xfeat network (torch)"] = best_rate(network, frames, args.repeats)
     # issue 11 states its target against plain eager torch (contiguous NCHW, what a user of
     # kornia's XFeatModel gets); memtsm's torch engine runs channels-last, a stronger baseline
-    plain = load_xfeat(weights, device)
+    plain_net = load_xfeat(weights, device)
     plain_grey = [g.contiguous() for g in grey]
     with torch.inference_mode():
         rates["xfeat network (torch, contiguous)"] = best_rate(
-            lambda: [plain(g)[0] for g in plain_grey], frames, args.repeats)
+            lambda: [plain_net(g)[0] for g in plain_grey], frames, args.repeats)
     if engine != "torch":
         rates[f"xfeat network ({engine})"] = best_rate(lambda: network(fast), frames,
                                                        args.repeats)
@@ -217,9 +217,9 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"{name:<32}{rate:>12.1f}{rate / 30:>13.1f}")
     xfeat, e2e = rates["xfeat network (torch)"], rates[f"end-to-end ({engine})"]
-    plain = rates["xfeat network (torch, contiguous)"]
+    baseline = rates["xfeat network (torch, contiguous)"]
     print(f"end-to-end ({engine}) / torch xfeat network alone, contiguous (issue 11's baseline): "
-          f"{e2e / plain:.2f} (target >= 2)")
+          f"{e2e / baseline:.2f} (target >= 2)")
     print(f"end-to-end ({engine}) / torch xfeat network alone, channels-last: {e2e / xfeat:.2f}")
     print(f"end-to-end ({engine}) / end-to-end (torch): "
           f"{e2e / rates['end-to-end (torch)']:.2f}")
