@@ -52,7 +52,7 @@ def library_defaults() -> dict[str, Any]:
     train, scorer = field_defaults(TrainConfig), field_defaults(ScorerOptions)
     defaults: dict[str, Any] = {name: train[name] for name in (
         "model", "epochs", "seed", "device", "val_fraction", "num_segments", "tie_break",
-        "feature_noise")}
+        "feature_noise", "ensemble")}
     defaults.update({name: _recipe_values(name) for name in RECIPE_FIELDS + ("batch_size",)})
     defaults["steps"] = Described("the model's recipe for the data size")
     defaults["steps_per_epoch"] = Described("steps / epochs")
@@ -115,6 +115,9 @@ def train(
     mem_size: Annotated[Optional[int], typer.Option(help="Memory slots.")] = None,
     channels: Annotated[Optional[int], typer.Option(help="Trunk width C.")] = None,
     num_blocks: Annotated[Optional[int], typer.Option(help="Temporal-shift blocks.")] = None,
+    ensemble: Annotated[Optional[int], typer.Option(
+        metavar="N", help="Train N members (same split, seeds derived from --seed) and save "
+        "one scorer that averages their scores.")] = None,
     causal: Annotated[bool, typer.Option(
         "--causal", help="MemTSM looks only backwards in time: live (memtsm watch) scores are "
         "final at once, with no look-ahead.")] = False,
@@ -158,7 +161,10 @@ def train(
     auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
     threshold = ("n/a" if result.val_video_threshold is None
                  else f"{result.val_video_threshold:.4f}")
-    typer.echo(f"best epoch {result.best_epoch}: validation video AUC {auc}, video-level "
+    chosen = (f"ensemble of {len(result.members)} (member best epochs "
+              f"{', '.join(str(m.best_epoch) for m in result.members)})" if result.members
+              else f"best epoch {result.best_epoch}")
+    typer.echo(f"{chosen}: validation video AUC {auc}, video-level "
                f"validation threshold {threshold} -> {result.best_checkpoint}"
                + (" (unreliable: see the warnings above; held-out videos in split.json)"
                   if result.warnings else ""), err=True)

@@ -8,6 +8,7 @@ with an optional padding mask ``[B, T]`` (True = valid); every scorer returns a
 from __future__ import annotations
 
 from .config import LossConfig, ScorerConfig
+from .ensemble import ScorerEnsemble
 from .factory import build_scorer
 from .losses import (
     LossTerms,
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryRead",
     "RTFMScorer",
     "ScorerConfig",
+    "ScorerEnsemble",
     "ScorerOutput",
     "SqueezeExcite",
     "TemporalBlock",

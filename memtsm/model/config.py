@@ -251,6 +251,9 @@ class ScorerConfig(ScorerOptions):
     """D: width of the input clip features ``[B, T, D]``."""
     kind: str = "memtsm"
     """Which scorer to build: ``"memtsm"``, ``"mil-mlp"`` (Sultani et al.) or ``"rtfm"``."""
+    members: int = 1
+    """Independently trained copies whose segment scores are averaged (``memtsm train
+    --ensemble``; :class:`memtsm.model.ScorerEnsemble`); 1: one scorer."""
 
     _ERROR_NAME: ClassVar[str] = "ScorerConfig"
 
@@ -258,6 +261,7 @@ class ScorerConfig(ScorerOptions):
         if self.kind not in SCORER_KINDS:
             raise ValueError(f"kind must be one of {SCORER_KINDS}, got {self.kind!r}")
         _require_int("feature_dim", self.feature_dim, 1)
+        _require_int("members", self.members, 1)
         super().__post_init__()
 
 

@@ -58,7 +58,8 @@ from memtsm.train.config import TrainConfig
 CHECKPOINT_FORMAT = "memtsm-scorer"
 #: 2: ``threshold`` renamed ``val_video_threshold`` (version 1 files are still read).
 #: 3: ``scorer_config.mil_linear_second`` (MIL-MLP files of versions 1-2 have a ReLU there).
-CHECKPOINT_VERSION = 3
+#: 4: ``scorer_config.members`` (seed ensembles, ``memtsm train --ensemble``).
+CHECKPOINT_VERSION = 4
 
 
 class CheckpointError(ValueError):

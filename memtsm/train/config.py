@@ -115,7 +115,7 @@ class TrainConfig:
     schedule: str | None = None
     """``cosine`` (anneal to 0 over all steps) or ``constant``; ``None``: the recipe's."""
     seed: int = 0
-    """Seeds the split, the sampler, the initial weights and dropout."""
+    """Seeds the split, the sampler, the initial weights and dropout (see :attr:`model_seed`)."""
     device: str = "auto"
     """``auto`` (cuda if available, else cpu; logged), ``cpu``, ``cuda``, ``cuda:N``."""
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -135,6 +135,13 @@ class TrainConfig:
     """Scorer architecture (``feature_dim`` comes from the store, ``kind`` from ``model``)."""
     loss: LossConfig = field(default_factory=LossConfig)
     """Loss weights of the MemTSM objective (``topk`` also defines the video score of both)."""
+    ensemble: int = 1
+    """Members to train and save as one scorer that averages their segment scores
+    (:class:`memtsm.model.ScorerEnsemble`): same data and validation videos, member ``k``
+    seeded from ``(seed, k)``; each member is in ``out/members/k``, the ensemble in ``out``."""
+    member: int = 0
+    """Which ensemble member this run is: its weights, batch order and dropout are seeded from
+    ``(seed, member)`` and its validation split from ``seed`` alone; member 0 is the plain run."""
     resume: bool = False
     """Continue from ``out/last.pt`` (the rest of the config must be the same)."""
 
@@ -203,14 +210,33 @@ class TrainConfig:
             raise ValueError(f"scorer must be ScorerOptions, got {type(self.scorer).__name__}")
         if not isinstance(self.loss, LossConfig):
             raise ValueError(f"loss must be a LossConfig, got {type(self.loss).__name__}")
+        for name, minimum in (("ensemble", 1), ("member", 0)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < minimum:
+                raise ValueError(f"{_flag(name)} must be an int >= {minimum}, got {value!r}")
+        if self.ensemble > 1 and self.member:
+            raise ValueError("--ensemble trains its own members: a member run (member > 0) "
+                             "cannot be an ensemble")
         if not isinstance(self.resume, bool):
             raise ValueError(f"--resume must be a bool, got {self.resume!r}")
 
     # -- derived -------------------------------------------------------------------------------
 
     def scorer_config(self, feature_dim: int) -> ScorerConfig:
-        """The scorer architecture for features of width ``feature_dim``."""
+        """The scorer architecture for features of width ``feature_dim`` (one member's)."""
         return self.scorer.to_scorer_config(feature_dim, self.model)
+
+    @property
+    def model_seed(self) -> int:
+        """Seed of the weights, the batch order and dropout.
+
+        ``seed`` for member 0, else a stream derived from ``(seed, member)``; the split always
+        uses ``seed``.
+        """
+        from memtsm.train.data import MEMBER_STREAM, derive_seed
+
+        return self.seed if self.member == 0 else derive_seed(self.seed, MEMBER_STREAM,
+                                                              self.member)
 
     def resolved(self) -> TrainConfig:
         """The config with absolute paths and the recipe's values in unset optimiser fields.

@@ -263,8 +263,9 @@ def derive_seed(seed: int, *keys: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-#: Stream ids for :func:`derive_seed` (dropout: per epoch and rank in distributed runs).
-SPLIT_STREAM, SAMPLER_STREAM, DROPOUT_STREAM = 1, 2, 3
+#: Stream ids for :func:`derive_seed` (dropout: per epoch and rank in distributed runs; member:
+#: the model seed of an ensemble member, :attr:`memtsm.train.config.TrainConfig.model_seed`).
+SPLIT_STREAM, SAMPLER_STREAM, DROPOUT_STREAM, MEMBER_STREAM = 1, 2, 3, 4
 
 
 def stratified_split(

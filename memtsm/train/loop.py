@@ -155,6 +155,9 @@ class TrainResult:
         device: Device the run used.
         val_video_ids: The validation videos (also in ``split.json`` and the checkpoints).
         warnings: Why the validation could not rank epochs, if it could not (also logged).
+        members: An ensemble's members' own results (``()`` for a single scorer); the
+            ensemble's ``best_epoch`` is 0 and its ``metrics`` empty (each member chose its
+            own epoch), its AUC and threshold are those of the averaged scores.
     """
 
     run_dir: Path
@@ -165,6 +168,7 @@ class TrainResult:
     device: str
     val_video_ids: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    members: tuple[TrainResult, ...] = ()
 
     @property
     def best_checkpoint(self) -> Path:
@@ -232,6 +236,16 @@ def _split_record(config: TrainConfig, data: BagDataset, train_idx: np.ndarray,
 
 
 # -- the loop --------------------------------------------------------------------------------
+
+
+def split_bags(config: TrainConfig, data: BagDataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, validation)`` bag indices, stratified by class.
+
+    Seeded by ``config.seed`` alone, so every ensemble member gets the same split; crops of one
+    video stay on one side (else validation sees its training bags).
+    """
+    return stratified_split(data.labels, config.val_fraction, config.seed,
+                            crop_groups(data.bags, data.identity))
 
 
 @torch.no_grad()
@@ -365,6 +379,10 @@ def train(config: TrainConfig, progress: Progress | None = None,
         check_batch_split(config.batch_size, world.world_size)
     device = world.device(config.device)
     with process_group(world, device):
+        if config.ensemble > 1:
+            from memtsm.train.ensemble import train_ensemble
+
+            return train_ensemble(config, progress or SilentProgress(), world, device)
         return _train(config, progress or SilentProgress(), world, device)
 
 
@@ -377,9 +395,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     resume_ckpt = load_checkpoint_bytes(last_bytes, last_path) if last_bytes else None
 
     data = load_bags(config.features, config.num_segments)
-    # Crops of one video stay on one side of the split (else validation sees its training bags).
-    train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed,
-                                          crop_groups(data.bags, data.identity))
+    train_idx, val_idx = split_bags(config, data)
     n_normal, n_anomalous = data.class_counts()
     train_labels = data.labels[torch.as_tensor(train_idx)]
     config = config.fitted(int((train_labels == NORMAL).sum()),
@@ -414,7 +430,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
         atomic_write_text(run_dir / SPLIT_NAME, json.dumps(
             _split_record(config, data, train_idx, val_idx, split_warning), indent=1) + "\n")
     scorer_config = config.scorer_config(data.feature_dim)
-    sampler = BalancedBatchSampler(train_labels, config.batch_size, config.seed,
+    sampler = BalancedBatchSampler(train_labels, config.batch_size, config.model_seed,
                                    indices=train_idx,
                                    steps_per_epoch=config.steps_per_epoch
                                    or steps_per_round(config.steps, config.epochs))
@@ -429,7 +445,7 @@ def _train(config: TrainConfig, progress: Progress, world: World,
     rng_devices = [device.index or 0] if device.type == "cuda" else []
 
     with torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.model_seed)
         model = build_scorer(scorer_config).to(device)
         optimizer = _optimizer(model, config)
         scheduler = _scheduler(optimizer, config, config.epochs * steps_per_epoch)
@@ -577,7 +593,7 @@ def _run_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Opti
     lr = float(optimizer.param_groups[0]["lr"])
     trainer.train()
     if world.is_distributed:  # distinct dropout masks per rank, reproducible per epoch
-        torch.manual_seed(derive_seed(config.seed, DROPOUT_STREAM, epoch, world.rank))
+        torch.manual_seed(derive_seed(config.model_seed, DROPOUT_STREAM, epoch, world.rank))
     sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=segments.device)
     batches = sampler.epoch(epoch)
     for batch in batches:

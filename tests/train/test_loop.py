@@ -76,7 +76,8 @@ def read_jsonl(path):
 
 def test_scorer_options_mirror_scorer_config():
     mine = {f.name for f in dataclasses.fields(ScorerOptions)}
-    theirs = {f.name for f in dataclasses.fields(ScorerConfig)} - {"feature_dim", "kind"}
+    theirs = {f.name for f in dataclasses.fields(ScorerConfig)} - {"feature_dim", "kind",
+                                                                    "members"}
     assert mine == theirs
     cfg = TrainConfig(features="s", out="o", model="mil-mlp").scorer_config(4096)
     assert cfg == ScorerConfig(feature_dim=4096, kind="mil-mlp")
