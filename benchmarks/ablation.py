@@ -73,6 +73,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "noise2": {"feature_noise": 2.0},
     "noise4": {"feature_noise": 4.0},
     "noise2-topk8-seg16": {"feature_noise": 2.0, "loss": {"topk": 8}, "num_segments": 16},
+    "noise2-seg16": {"feature_noise": 2.0, "num_segments": 16},
     "ensemble3": {"ensemble": 3},
     "ensemble5": {"ensemble": 5},
     "noise2-topk8-seg16-ensemble3": {"feature_noise": 2.0, "loss": {"topk": 8},

@@ -86,6 +86,24 @@ def test_exported_graphs_reproduce_score(trained, tmp_path):
     assert {"features.onnx", "scorer.onnx"} <= set(manifest["files"])
 
 
+def test_an_ensemble_exports_as_one_scorer(trained, tmp_path):
+    """`train --ensemble`'s checkpoint: one scorer graph that averages its members."""
+    _, probe, root = trained
+    run = train(TrainConfig(features=(str(root / "features"),), out=str(tmp_path / "ens"),
+                            epochs=1, steps=2, val_fraction=0.34, ensemble=2,
+                            scorer=ScorerOptions(channels=16, mem_size=8), device="cpu"))
+    result = CliRunner().invoke(app, ["export", "--checkpoint", str(run.best_checkpoint),
+                                      "--out", str(tmp_path / "exported")])
+    assert result.exit_code == 0, result.output
+    manifest, scores, _ = run_exported(tmp_path / "exported", probe)
+    assert manifest["scorer_config"]["members"] == 2
+    expected = score_video(probe, run.best_checkpoint)
+    np.testing.assert_allclose(scores, [s.score for s in expected.segments], atol=1e-3)
+    members = [score_video(probe, m.best_checkpoint) for m in run.members]
+    np.testing.assert_allclose(scores, np.mean([[s.score for s in m.segments] for m in members],
+                                               axis=0), atol=1e-3)
+
+
 def test_export_of_imported_features_is_refused(shared_data, tmp_path):
     from memtsm.extract.external import import_features
 
