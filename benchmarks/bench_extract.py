@@ -147,19 +147,30 @@ def main() -> None:
               f"{cosine.min():.5f}, mean {cosine.mean():.5f}; max abs diff "
               f"{(vectors - int8_vectors).abs().max():.3f}")
 
-    def pool():
+    def pool(raws, normalize_first: bool):
+        """Clip vectors of ``raws``: memtsm's pooling, or (baseline) F.normalize first."""
         pooler = ClipPooler(spec.clip_len, descriptor.dim)
+        descriptor.reset()
         start = 0
-        for d in descs:
+        for d in raws:
             n = d.shape[0]
-            normed = torch.nn.functional.normalize(d, dim=1)
-            delta = (normed - torch.cat([normed[:1], normed[:-1]])).abs()
-            pooler.add(descriptor.layout.frame_vectors(normed, delta).cpu(),
-                       torch.arange(start, start + n))
+            if normalize_first:  # memtsm before 2026-12-03
+                normed = torch.nn.functional.normalize(d, dim=1)
+                delta = (normed - torch.cat([normed[:1], normed[:-1]])).abs()
+                vectors = descriptor.layout.frame_vectors(normed, delta)
+            else:
+                vectors = descriptor._vectors(d)
+            pooler.add(vectors, torch.arange(start, start + n))
             start += n
         return pooler.finish(start)
 
-    rates["pooling"] = best_rate(pool, frames, args.repeats)
+    # the ONNX engines return contiguous descriptors, the torch engine channels-last ones
+    flat = [d.contiguous() for d in descs]
+    rates["pooling"] = best_rate(lambda: pool(descs, False), frames, args.repeats)
+    rates["pooling, contiguous input (OpenVINO's)"] = best_rate(lambda: pool(flat, False),
+                                                                frames, args.repeats)
+    rates["pooling, contiguous input, F.normalize (before)"] = best_rate(
+        lambda: pool(flat, True), frames, args.repeats)
 
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**6))
@@ -187,7 +198,7 @@ def main() -> None:
 
         from memtsm.extract.store import FeatureStoreWriter, VideoRecord
 
-        pooled = pool()
+        pooled = pool(descs, False)
 
         def write():
             identity = {"feature_dim": descriptor.dim, "dtype": "float16"}

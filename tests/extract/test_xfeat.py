@@ -11,7 +11,7 @@ import torch
 
 from memtsm.extract.config import FeatureSpec
 from memtsm.extract.layouts import LAYOUTS, get_layout
-from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor, load_xfeat
+from memtsm.extract.xfeat import ClipPooler, XFeatDescriptor, load_xfeat, unit_descriptors
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "xfeat_ref.json"
 
@@ -70,6 +70,20 @@ def test_first_frame_has_zero_change_and_state_carries_across_batches(net):
     descriptor.reset()
     split = torch.cat([descriptor.describe(frames[:1]), descriptor.describe(frames[1:])])
     torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_unit_descriptors_equal_f_normalize_and_leave_the_input_alone(memory_format):
+    """Both layouts engines return (ONNX: contiguous; torch: channels-last), zero pixels too."""
+    raw = torch.randn(5, 64, 7, 9, generator=torch.Generator().manual_seed(1))
+    raw[2, :, 3, 4] = 0.0
+    raw = raw.contiguous(memory_format=memory_format)
+    before = raw.clone()
+    unit = unit_descriptors(raw)
+    torch.testing.assert_close(unit, torch.nn.functional.normalize(before, dim=1),
+                               atol=1e-6, rtol=1e-6)
+    assert torch.equal(raw, before) and unit.data_ptr() != raw.data_ptr()
+    assert torch.all(unit[2, :, 3, 4] == 0)
 
 
 def test_preprocess_resizes_to_multiples_of_32(net):
