@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from _signals import default_sigint
 from _videos import moving_frames, write_video
 from typer.testing import CliRunner
 
@@ -150,7 +151,7 @@ def _start_extract(root, out):
     cmd = [sys.executable, "-m", "memtsm", "extract", str(root), "--out", str(out),
            "--long-side", "64", "--commit-every", "0.001", "--quiet"]
     return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def _stored_once(out) -> list[str]:

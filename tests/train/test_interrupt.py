@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _signals import default_sigint
 from test_loop import write_bags
 
 from memtsm.train.checkpoint import load_checkpoint
@@ -36,7 +37,8 @@ def _train(store: Path, out: Path, *extra: str) -> subprocess.Popen:
            "--mem-size", "8", "--steps-per-epoch", "6", "--device", "cpu", "--seed", "5",
            "--quiet", *extra]
     return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 def _epochs_logged(out: Path) -> list[int]:
