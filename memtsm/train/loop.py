@@ -81,6 +81,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,12 +380,31 @@ def train(config: TrainConfig, progress: Progress | None = None,
     if config.batch_size is not None:
         check_batch_split(config.batch_size, world.world_size)
     device = world.device(config.device)
-    with process_group(world, device):
+    with process_group(world, device), _flush_denormals(device):
         if config.ensemble > 1:
             from memtsm.train.ensemble import train_ensemble
 
             return train_ensemble(config, progress or SilentProgress(), world, device)
         return _train(config, progress or SilentProgress(), world, device)
+
+
+@contextmanager
+def _flush_denormals(device: torch.device) -> Iterator[None]:
+    """Denormal floats flushed to zero on this thread while training on the CPU.
+
+    Training that saturates (RTFM on 195 C3D videos, cross-entropy ~0.002) fills tensors with
+    denormals, and x86 arithmetic on them is slow: a step of RTFM's took 6.25 s instead of 0.65 s
+    at one thread (BENCHMARKS.md). torch's flag covers the calling thread only, so it helps
+    single-threaded training (``--threads 1``), not torch's other OpenMP workers. It is switched
+    off again afterwards (torch's default; torch has no getter for the previous value).
+    """
+    if device.type != "cpu" or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _train(config: TrainConfig, progress: Progress, world: World,
