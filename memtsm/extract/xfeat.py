@@ -82,10 +82,9 @@ def unit_descriptors(raw: torch.Tensor) -> torch.Tensor:
     """``raw [N, C, h, w]`` L2-normalised over channels (as ``F.normalize(raw, dim=1)``).
 
     Computed channels-last (the result is a channels-last tensor): the per-pixel norm then
-    reduces contiguous memory. Measured on 2 cores at ``[16, 64, 28, 40]``: with the pooling
-    after it, 4.7x faster than ``F.normalize`` on the contiguous output of the ONNX engines
-    (1,270 -> 5,976 frames/s), where it took 11-17 % of an extraction's time. ``raw`` is never
-    modified.
+    reduces contiguous memory. With the pooling after it, 2.1-2.35x faster than ``F.normalize``
+    on the contiguous output of the ONNX engines (``benchmarks/bench_extract.py``, 2 cores;
+    BENCHMARKS.md). ``raw`` is never modified.
     """
     work = raw.contiguous(memory_format=torch.channels_last)
     inv_norm = torch.linalg.vector_norm(work, dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_()

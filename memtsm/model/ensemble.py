@@ -30,7 +30,9 @@ class ScorerEnsemble(nn.Module):
     """Mean of the segment scores of ``members`` (module docstring).
 
     Args:
-        members: Two or more scorers of the same input width (any kinds).
+        members: Two or more scorers of one architecture (:func:`memtsm.model.build_scorer`
+            of a config with ``members > 1`` builds them). Never trained as a whole: each member
+            is trained on its own, so it has no ``regularizer``.
 
     Raises:
         ValueError: Fewer than two members.
@@ -55,21 +57,13 @@ class ScorerEnsemble(nn.Module):
                    for m in self.members]
         return None if any(r is None for r in reaches) else max(int(r) for r in reaches)
 
-    def regularizer(self) -> Tensor:
-        """Mean of the members' regularisers (each member is trained on its own).
-
-        Shape:
-            - output: ``[]``
-        """
-        return torch.stack([m.regularizer() for m in self.members]).mean()
-
     def forward(self, features: Tensor, mask: Tensor | None = None) -> ScorerOutput:
         """Score every segment with every member and average.
 
         Shape:
             - features: ``[B, T, D]``; mask: ``[B, T]`` (bool)
             - scores, logits, recon_error: ``[B, T]``
-            - readout, embedding: ``[B, T, C]`` (members of equal widths; else the first's)
+            - readout, embedding: ``[B, T, C]``
             - attention: ``[B, T, sum of the members' slots]``
         """
         outputs = [member(features, mask) for member in self.members]
@@ -77,14 +71,8 @@ class ScorerEnsemble(nn.Module):
         logits = torch.logit(scores.clamp(_EPS, 1 - _EPS))
         return ScorerOutput(
             scores=scores, logits=logits,
-            readout=_mean_if_equal([o.readout for o in outputs]),
+            readout=torch.stack([o.readout for o in outputs]).mean(dim=0),
             recon_error=torch.stack([o.recon_error for o in outputs]).mean(dim=0),
             attention=torch.cat([o.attention for o in outputs], dim=-1),
-            embedding=_mean_if_equal([o.embedding for o in outputs]))
+            embedding=torch.stack([o.embedding for o in outputs]).mean(dim=0))
 
-
-def _mean_if_equal(tensors: list[Tensor]) -> Tensor:
-    """Mean of same-shaped tensors; the first one when the shapes differ."""
-    if all(t.shape == tensors[0].shape for t in tensors):
-        return torch.stack(tensors).mean(dim=0)
-    return tensors[0]

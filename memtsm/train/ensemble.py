@@ -37,7 +37,7 @@ from memtsm.runtime.progress import Progress
 from memtsm.runtime.world import World
 from memtsm.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from memtsm.train.config import TrainConfig
-from memtsm.train.data import load_bags
+from memtsm.train.data import BagDataset, load_bags
 from memtsm.train.distributed import share_from_main
 from memtsm.train.loop import (
     BEST_NAME,
@@ -74,11 +74,13 @@ def train_ensemble(config: TrainConfig, progress: Progress, world: World,
     if (run_dir / LAST_NAME).is_file():
         raise FileExistsError(f"{run_dir} holds a single training run, not an ensemble; "
                               "choose another --out")
+    data = load_bags(config.features, config.num_segments)  # read once for all members
     members = []
     for member in range(config.ensemble):
         logger.info("ensemble member %d of %d", member + 1, config.ensemble)
-        members.append(_train(member_config(config, member), progress, world, device))
-    summary = json.loads(share_from_main(world, device, lambda: _join(config, members, device)))
+        members.append(_train(member_config(config, member), progress, world, device, data))
+    summary = json.loads(share_from_main(world, device,
+                                         lambda: _join(config, members, data, device)))
     warnings = tuple(f"member {k}: {w}" for k, m in enumerate(members) for w in m.warnings)
     return TrainResult(run_dir=run_dir, best_epoch=0, best_val_auc=summary["val_auc"],
                        val_video_threshold=summary["val_video_threshold"], metrics=(),
@@ -86,7 +88,8 @@ def train_ensemble(config: TrainConfig, progress: Progress, world: World,
                        warnings=warnings, members=tuple(members))
 
 
-def _join(config: TrainConfig, members: list[TrainResult], device: torch.device) -> bytes:
+def _join(config: TrainConfig, members: list[TrainResult], data: BagDataset,
+          device: torch.device) -> bytes:
     """Write the ensemble's ``best.pt``, config, split and ``ensemble.json``; the summary."""
     run_dir = Path(config.out)
     checkpoints = [load_checkpoint(m.best_checkpoint) for m in members]
@@ -97,7 +100,6 @@ def _join(config: TrainConfig, members: list[TrainResult], device: torch.device)
     model = build_scorer(scorer_config).to(device)
     model.load_state_dict(state, strict=True)
 
-    data = load_bags(config.features, config.num_segments)
     _, val_idx = split_bags(config, data)
     val = _evaluate(model, config, data, val_idx, device, with_loss=False)
     threshold, val_f1 = f1_threshold(val["video_scores"], val["labels"])

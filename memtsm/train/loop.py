@@ -408,14 +408,16 @@ def _flush_denormals(device: torch.device) -> Iterator[None]:
 
 
 def _train(config: TrainConfig, progress: Progress, world: World,
-           device: torch.device) -> TrainResult:
+           device: torch.device, data: BagDataset | None = None) -> TrainResult:
+    """One run; ``data``: the bags of ``config.features`` already loaded (ensemble members)."""
     run_dir = Path(config.out)
     last_path, metrics_path = run_dir / LAST_NAME, run_dir / METRICS_NAME
     # Rank 0 checks the run directory and reads last.pt; every rank gets the same bytes.
     last_bytes = share_from_main(world, device, lambda: _claim_run_dir(config))
     resume_ckpt = load_checkpoint_bytes(last_bytes, last_path) if last_bytes else None
 
-    data = load_bags(config.features, config.num_segments)
+    if data is None:
+        data = load_bags(config.features, config.num_segments)
     train_idx, val_idx = split_bags(config, data)
     n_normal, n_anomalous = data.class_counts()
     train_labels = data.labels[torch.as_tensor(train_idx)]

@@ -131,7 +131,7 @@ def test_config_errors(store, tmp_path, changes, message):
         tiny_config(store, tmp_path, **changes)
 
 
-def test_scorer_ensemble_module(tmp_path):
+def test_scorer_ensemble_module():
     config = ScorerConfig(feature_dim=8, channels=16, mem_size=4, head_hidden=8, members=2)
     model = build_scorer(config).eval()
     assert isinstance(model, ScorerEnsemble) and len(model.members) == 2
